@@ -1,0 +1,127 @@
+"""acupdate-board: create, run and inspect simulated ESP32 boards.
+
+python -m tools.board create DIR [--image FILE | --version V] [--chip NAME]
+python -m tools.board run DIR [-c CODE | --script FILE] [--main] [--heap 110K]
+python -m tools.board serve DIR        serial REPL on a pty, for mpremote
+python -m tools.board repl DIR         the board's REPL in this terminal (mpremote)
+python -m tools.board state DIR        partition table, slots, otadata
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .board import DEFAULT_HEAP, Board, BoardError
+
+
+def _create(args) -> int:
+    from tools.image import ImageError, build_app
+
+    if args.image:
+        try:
+            image = Path(args.image).read_bytes()
+        except OSError as e:
+            raise BoardError(f"cannot read image {args.image}: {e.strerror}") from e
+    else:
+        try:
+            image = build_app(version=args.version, project=args.project, chip=args.chip)
+        except ImageError as e:
+            raise BoardError(str(e)) from e
+    wifi = dict(w.split(":", 1) for w in args.wifi) if args.wifi else None
+    board = Board.create(args.dir, image, wifi=wifi)
+    print(f"created board {args.dir}")
+    print(board.state_table())
+    return 0
+
+
+def _run(args) -> int:
+    board = Board(args.dir)
+    res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
+    print(res.boot.log_line())
+    sys.stdout.write(res.output)
+    if res.stderr.strip():
+        sys.stderr.write(res.stderr)
+    if res.reset:
+        print(f"[board: {res.reset} reset]")
+    return 0 if res.returncode in (0, -signal.SIGUSR1, 64, 65) else 1
+
+
+def _serve(args, interactive: bool) -> int:
+    from .serial import SerialBoard
+
+    board = Board(args.dir)
+    echo = None if interactive else (lambda data: None)
+    with SerialBoard(board, heap=args.heap, echo=echo) as sb:
+        link = Path(args.dir) / "tty"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(sb.device)
+        if interactive:
+            return subprocess.call([_mpremote(), "connect", sb.device, "repl"])
+        print(f"board serial port: {sb.device} (also {link})", flush=True)
+        print(f"try: mpremote connect {sb.device} repl     (Ctrl-C here stops the board)")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        link.unlink()
+    return 0
+
+
+def _mpremote() -> str:
+    exe = Path(sys.executable).parent / "mpremote"
+    return str(exe) if exe.exists() else "mpremote"
+
+
+def _state(args) -> int:
+    print(Board(args.dir).state_table())
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="acupdate-board", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create", help="a new board with an image in ota_0")
+    c.add_argument("dir")
+    c.add_argument("--image", help="app image for ota_0 (default: build one)")
+    c.add_argument("--version", default="1.0.0", help="version of the built image")
+    c.add_argument("--project", default="acupdate-demo")
+    c.add_argument("--chip", default="esp32")
+    c.add_argument("--wifi", action="append", metavar="SSID:KEY", help="an access point")
+    r = sub.add_parser("run", help="power on, run boot.py (and main.py), then code")
+    r.add_argument("dir")
+    r.add_argument("-c", metavar="CODE", help="code to run after boot")
+    r.add_argument("--script", help="a file to run after boot")
+    r.add_argument("--main", action="store_true", help="run main.py too")
+    r.add_argument("--heap", default=DEFAULT_HEAP, help="application heap (as -X heapsize)")
+    for name, text in (("serve", "serial REPL on a pty"), ("repl", "REPL in this terminal")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("dir")
+        s.add_argument("--heap", default=DEFAULT_HEAP)
+    st = sub.add_parser("state", help="partition table, OTA slots and otadata")
+    st.add_argument("dir")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "create":
+            return _create(args)
+        if args.cmd == "run":
+            return _run(args)
+        if args.cmd in ("serve", "repl"):
+            return _serve(args, args.cmd == "repl")
+        return _state(args)
+    except BoardError as e:
+        print(f"acupdate-board: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"acupdate-board: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

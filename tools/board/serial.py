@@ -1,0 +1,143 @@
+"""The board's serial port: a pseudo-terminal that speaks MicroPython's REPL.
+
+mpremote (or a terminal) opens the pty's device; the host relays bytes between it and
+the running MicroPython, cooks its output (\\n -> \\r\\n, as the board's UART does),
+turns Ctrl-C into an interrupt, and carries the board through resets: after a hard
+reset the bootloader runs and prints its log line; after a soft reset MicroPython
+starts again on the same image.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import threading
+import tty
+
+from .board import SOFT_RAW, Board, BoardError, Control
+
+
+class SerialBoard:
+    def __init__(self, board: Board, *, heap="110K", echo=None):
+        self.board = board
+        self.heap = heap
+        self.echo = echo  # a callable given everything the board prints, for logs
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.device = os.ttyname(self.slave)
+        self.boots: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: str | None = None
+        self._booted = threading.Condition()
+
+    def start(self) -> SerialBoard:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        os.close(self.master)
+        os.close(self.slave)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait_boots(self, n: int, timeout: float = 30) -> bool:
+        """Wait until the board has booted n times in all (hard resets and power-on)."""
+        with self._booted:
+            return self._booted.wait_for(lambda: len(self.boots) >= n, timeout)
+
+    # ------------------------------------------------------------------------
+    def _emit(self, data: bytes) -> None:
+        os.write(self.master, data)
+        if self.echo:
+            self.echo(data)
+
+    def _run(self) -> None:
+        mode, hard = "friendly", True
+        while not self._stop.is_set():
+            if hard:
+                try:
+                    boot = self.board.power_on()
+                except BoardError as e:
+                    self.error = str(e)
+                    self._emit(f"\r\n{e}\r\n".encode())
+                    return
+                self._emit(f"\r\n{boot.log_line()}\r\n".encode())
+                with self._booted:
+                    self.boots.append(boot.log_line())
+                    self._booted.notify_all()
+            with Control(self.board) as ctl:
+                proc = self.board.spawn(mode, ctl, heap=self.heap)
+                ctl.proc = proc
+                self._relay(proc)
+                if self._stop.is_set():
+                    os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+            kind = self.board.note_exit(rc, ctl.wdt_fired)
+            if kind == "soft":
+                mode, hard = ("raw" if rc == SOFT_RAW else "friendly"), False
+            else:
+                if kind is None and not self._stop.is_set():
+                    self._emit(f"\r\n[board crashed: exit {rc}; rebooting]\r\n".encode())
+                mode, hard = "friendly", True
+
+    def _relay(self, proc) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.master, selectors.EVENT_READ, "in")
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        ready = False
+        last = b""
+        open_pipes = 2
+        while open_pipes and not self._stop.is_set():
+            for key, _ in sel.select(timeout=0.1):
+                if key.data == "in":
+                    data = os.read(self.master, 4096)
+                    for chunk in data.split(b"\x03")[:-1]:
+                        self._to_board(proc, chunk)
+                        if ready:
+                            os.killpg(proc.pid, signal.SIGINT)
+                    self._to_board(proc, data.rsplit(b"\x03", 1)[-1])
+                    continue
+                data = os.read(key.fileobj.fileno(), 4096)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    open_pipes -= 1
+                    continue
+                if key.data == "err":
+                    if b"\x00READY\n" in data:
+                        ready = True
+                        data = data.replace(b"\x00READY\n", b"")
+                    if not data:
+                        continue
+                cooked, last = cook(data, last)
+                self._emit(cooked)
+        sel.close()
+
+    @staticmethod
+    def _to_board(proc, data: bytes) -> None:
+        if data:
+            try:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+
+
+def cook(data: bytes, last: bytes) -> tuple[bytes, bytes]:
+    """LF -> CR LF for bytes not already preceded by CR (the board's UART output)."""
+    out = bytearray()
+    prev = last
+    for b in data:
+        if b == 10 and prev != b"\r":
+            out += b"\r"
+        out.append(b)
+        prev = bytes((b,))
+    return bytes(out), prev
