@@ -1,0 +1,57 @@
+"""Shared fixtures: simulated boards with real images, run by the real MicroPython."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools.board import Board
+from tools.image import build_app
+
+
+@pytest.fixture(scope="session")
+def image_v1() -> bytes:
+    return build_app(version="1.0.0", size=200_000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def image_v2() -> bytes:
+    return build_app(version="2.0.0", size=300_000, seed=2)
+
+
+@pytest.fixture
+def board(tmp_path, image_v1) -> Board:
+    """A fresh 4 MiB board running v1 from ota_0, otadata erased."""
+    return Board.create(tmp_path / "board", image_v1)
+
+
+def run_json(board: Board, code: str, **kw):
+    """Run device code that prints one JSON line last; returns (value, RunResult)."""
+    res = board.run(code, **kw)
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    if res.returncode != 0 or not lines:
+        raise AssertionError(
+            f"device code failed (exit {res.returncode}):\n{res.output}{res.stderr}"
+        )
+    return json.loads(lines[-1]), res
+
+
+# Device-side helper: write a file from the board filesystem into a partition,
+# one erased 4096-byte block at a time (the tail block padded with 0xFF).
+WRITE_FILE = """
+def write_file(part, name):
+    buf = bytearray(4096)
+    mv = memoryview(buf)
+    blk = 0
+    with open(name, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            for i in range(n, 4096):
+                buf[i] = 0xFF
+            part.writeblocks(blk, buf)
+            blk += 1
+    return blk
+"""
