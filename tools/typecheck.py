@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     paths = (argv if argv is not None else sys.argv[1:]) or [
         p for p in DEFAULT if (ROOT / p).exists()
     ]
+    if not paths:
+        print("typecheck: no device code yet")
+        return 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stub_tree(Path(tmp))
