@@ -1,0 +1,164 @@
+"""Command line: ``python -m tools.server`` (installed as ``acupdate-server``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .core import ServerError, UpdateServer
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+DESCRIPTION = """\
+Serve a folder of firmware images to ESP32/ESP8266 devices running
+AutoConnect's update agent (AutoConnectUpdate / HTTPUpdate) or acupdate.
+A drop-in replacement for AutoConnect's updateserver.py: same options, same
+catalog query (GET /_catalog?op=list&path=<folder>) and image replies (with
+x-MD5), plus concurrent downloads, HEAD, Range, 304 when the device already
+runs the image, HTTPS and basic authentication."""
+
+EPILOG = """\
+images: a .bin file whose first byte is 0xE9 is listed as "bin" (an update
+candidate); other files as "file", folders as "directory". Images are served
+only to clients that send the HTTPUpdate User-Agent and x-ESP32-*/x-ESP8266-*
+headers. Replace an image with a rename (write a temporary file, then mv), not
+in place, so a device never downloads a half-written file.
+
+exit status: 0 after Ctrl-C or SIGTERM, 2 when the server cannot start."""
+
+
+def _level(name: str) -> int:
+    if name.upper() not in LEVELS:
+        raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(LEVELS)}")
+    return int(getattr(logging, name.upper()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acupdate-server",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-p", "--port", type=int, default=8000, help="TCP port to listen on (default 8000; 0: any)"
+    )
+    parser.add_argument(
+        "-b",
+        "--bind",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="address to listen on (default 0.0.0.0: every interface, so devices can reach it)",
+    )
+    parser.add_argument(
+        "-d",
+        "--catalog",
+        default=".",
+        metavar="FOLDER",
+        help="folder holding the images (default: the current folder)",
+    )
+    parser.add_argument(
+        "-l",
+        "--log",
+        type=_level,
+        default=logging.INFO,
+        metavar="LEVEL",
+        help="logging level: DEBUG, INFO (default, one access line per request), WARNING...",
+    )
+    tls = parser.add_argument_group("HTTPS")
+    tls.add_argument("--cert", metavar="FILE", help="certificate chain (PEM); turns on HTTPS")
+    tls.add_argument("--key", metavar="FILE", help="private key of --cert (PEM)")
+    auth = parser.add_argument_group("basic authentication (every request)")
+    auth.add_argument("--user", help="user name the devices must send")
+    secret = auth.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password", help="their password (visible to local users in ps: see --password-file)"
+    )
+    secret.add_argument(
+        "--password-file", metavar="FILE", help="read the password from the first line of FILE"
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-clients",
+        type=int,
+        default=512,
+        metavar="N",
+        help="connections served at once; more get 503 (default 512)",
+    )
+    limits.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="drop a connection idle this long (default 30)",
+    )
+    return parser
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_file is None:
+        return args.password
+    try:
+        with open(args.password_file, encoding="utf-8") as file:
+            return file.readline().rstrip("\r\n")
+    except OSError as err:
+        raise ServerError(
+            f"cannot read --password-file {args.password_file!r}: {err.strerror}"
+        ) from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    server = UpdateServer(
+        args.catalog,
+        host=args.bind,
+        port=args.port,
+        cert=args.cert,
+        key=args.key,
+        user=args.user,
+        password=_password(args),
+        timeout=args.timeout,
+        max_clients=args.max_clients,
+    )
+    stop = threading.Event()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handlers[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        server.start()
+        print(
+            f"acupdate-server: serving {server.root} on {args.bind}:{server.port} "
+            f"({server.url}); Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    logging.basicConfig(
+        level=args.log, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return serve(args)
+    except ServerError as err:
+        print(f"acupdate-server: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

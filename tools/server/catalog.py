@@ -1,0 +1,90 @@
+"""The catalog: one folder listed as AutoConnect's JSON array of entries.
+
+A ``.bin`` file whose first byte is 0xE9 (the ESP image magic) is a ``bin``
+entry with the file's mtime as ``date`` (``%x``) and ``time`` (``%X``) and its
+``size``; any other file is ``file``; a folder is ``directory``. Each entry is
+classified against the folder being listed. Symbolic links that resolve
+outside the catalog, or nowhere, are left out: they could not be served.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+
+from .paths import inside
+
+log = logging.getLogger("acupdate.server")
+
+IMAGE_MAGIC = b"\xe9"
+
+
+def open_regular(path: str) -> int | None:
+    """Open ``path`` for reading without ever blocking on a FIFO or device.
+
+    Returns a file descriptor, or None when ``path`` is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def image_stat(path: str) -> os.stat_result | None:
+    """The file's stat when it is a regular file starting with 0xE9, else None."""
+    fd = open_regular(path)
+    if fd is None:
+        return None
+    try:
+        if os.pread(fd, 1, 0) != IMAGE_MAGIC:
+            return None
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def bin_entry(name: str, st: os.stat_result) -> dict[str, object]:
+    when = time.localtime(st.st_mtime)
+    return {
+        "name": name,
+        "type": "bin",
+        "date": time.strftime("%x", when),
+        "time": time.strftime("%X", when),
+        "size": st.st_size,
+    }
+
+
+def list_folder(folder: str, root: str) -> list[dict[str, object]]:
+    """The catalog entries of ``folder`` (a real path inside real path ``root``)."""
+    with os.scandir(folder) as scan:
+        found = sorted(scan, key=lambda entry: entry.name)
+    entries: list[dict[str, object]] = []
+    for entry in found:
+        name = entry.name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            log.warning("catalog: skipping %r in %s: the name is not valid UTF-8", name, folder)
+            continue
+        try:
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not inside(root, real) or not os.path.exists(real):
+                    log.info("catalog: skipping link %s -> %s (outside or missing)", name, real)
+                    continue
+            if entry.is_dir():
+                entries.append({"name": name, "type": "directory"})
+                continue
+            st = image_stat(entry.path) if name.endswith(".bin") and entry.is_file() else None
+        except OSError as err:
+            log.info("catalog: skipping %s: %s", entry.path, err)
+            continue
+        entries.append(bin_entry(name, st) if st is not None else {"name": name, "type": "file"})
+    return entries

@@ -1,0 +1,421 @@
+"""The update server: a threaded HTTP(S) server over one catalog folder.
+
+``UpdateServer`` is the programmatic API (tests, the demo, the CLI): it checks
+its settings when it is made, listens when started, and serves each
+connection in its own thread until stopped. TLS handshakes happen in the
+connection's thread, so a slow client never holds up the others.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .handler import UpdateRequestHandler, clean
+from .md5cache import RACY_NS, Md5Cache
+
+log = logging.getLogger("acupdate.server")
+access_log = logging.getLogger("acupdate.server.access")
+
+BUSY_REPLY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n"
+    b"Connection: close\r\n\r\n"
+)
+
+
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
+
+
+class ServerError(Exception):
+    """A setting the server cannot work with (bad folder, port in use, unreadable cert...)."""
+
+
+class RequestRecord(NamedTuple):
+    """One request as the server saw it (``headers`` keep the client's spelling)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int
+
+
+class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() waits for connections itself, with a deadline
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, app: UpdateServer, family: int, address: tuple) -> None:
+        self.address_family = family
+        self.app = app
+        self.lock = threading.Condition()
+        self.active: dict[socket.socket, socket.socket] = {}
+        self.closing = False
+        super().__init__(address, UpdateRequestHandler, bind_and_activate=False)
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        with self.lock:
+            busy = self.closing or len(self.active) >= self.app.max_clients
+            if not busy:
+                self.active[request] = request
+        if busy:
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def _refuse(self, request: socket.socket, client_address: tuple) -> None:
+        log.warning(
+            "%s refused: %d connections already open (--max-clients)",
+            client_address[0],
+            self.app.max_clients,
+        )
+        try:  # without blocking: this is the thread that accepts connections
+            request.setblocking(False)
+            _drop_pending(request)
+            if self.app.ssl_context is None:
+                request.send(BUSY_REPLY)
+            request.shutdown(socket.SHUT_WR)
+            _drop_pending(request)
+        except OSError:
+            pass
+        self.close_request(request)
+
+    def _forget(self, request: socket.socket) -> None:
+        with self.lock:
+            self.active.pop(request, None)
+            self.lock.notify_all()
+        self.app._changed_now()
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        context = self.app.ssl_context
+        if context is None:
+            self.RequestHandlerClass(request, client_address, self)
+            return
+        request.settimeout(self.app.timeout)
+        try:
+            conn = context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as err:
+            log.debug("%s: TLS handshake failed: %s", client_address[0], err)
+            return
+        with self.lock:
+            self.active[request] = conn
+            closing = self.closing
+        try:
+            if not closing:
+                self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            self.shutdown_request(conn)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        """Close after the reply, reading what the client still sends first.
+
+        Closing a socket with unread data makes the kernel send a reset, which
+        can destroy the reply (say a 431 for a huge header) before the client
+        reads it: "lingering close", bounded in time and bytes.
+        """
+        try:
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        else:
+            _linger(request)
+        self.close_request(request)
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        log.exception("unexpected error serving %s", client_address[0])
+
+    def close_connections(self, timeout: float) -> bool:
+        """Stop accepting, cut open connections and wait for their threads to end."""
+        with self.lock:
+            self.closing = True
+            conns = list(self.active.values())
+        for conn in conns:
+            try:  # at the OS level: leaves a TLS object in use by its thread alone
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self.lock:
+            return self.lock.wait_for(lambda: not self.active, timeout)
+
+
+class UpdateServer:
+    """Serve ``catalog_dir`` to AutoConnect/HTTPUpdate clients.
+
+    >>> with UpdateServer("firmware", port=0) as srv:
+    ...     print(srv.url)
+
+    ``port=0`` picks a free port (read ``srv.port`` after ``start()``).
+    ``cert``/``key`` (PEM files) turn on HTTPS; ``user``/``password`` turn on
+    HTTP basic authentication for every request. Raises ServerError for
+    settings it cannot use.
+
+    For tests: ``access_log`` (lines) and ``requests`` (RequestRecord) keep the
+    last ``history`` requests; ``wait_for(predicate)`` waits for a condition
+    on them; ``request_count`` and ``md5_computations`` count since start,
+    ``open_connections`` is the number of connections being served.
+    """
+
+    def __init__(
+        self,
+        catalog_dir: str | os.PathLike[str] = ".",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_clients: int = 512,
+        history: int = 1000,
+        racy_ns: int = RACY_NS,
+    ) -> None:
+        self.root = _catalog_root(catalog_dir)
+        self.host = host
+        if not 0 <= port <= 65535:
+            raise ServerError(f"port {port} is not between 0 and 65535")
+        self._wanted_port = port
+        self.ssl_context = _tls_context(cert, key)
+        self.credentials = _credentials(user, password)
+        if timeout <= 0:
+            raise ServerError(f"timeout must be positive, got {timeout}")
+        if max_clients < 1:
+            raise ServerError(f"max_clients must be at least 1, got {max_clients}")
+        self.timeout = timeout
+        self.max_clients = max_clients
+        self.md5 = Md5Cache(racy_ns=racy_ns)
+        self.access_log: deque[str] = deque(maxlen=history)
+        self.requests: deque[RequestRecord] = deque(maxlen=history)
+        self.request_count = 0
+        self._changed = threading.Condition()
+        self._server: _TCPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle -----------------------------------------------------------
+
+    def start(self) -> UpdateServer:
+        """Listen, then serve in a background thread; returns once listening."""
+        if self._server is not None:
+            raise ServerError("the server is already started")
+        self._server = self._bind()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"acupdate-server:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info(
+            "serving %s on %s (%s%s)",
+            self.root,
+            self.url,
+            "HTTPS" if self.ssl_context else "HTTP",
+            ", basic auth" if self.credentials else "",
+        )
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop listening, close open connections, wait up to ``timeout`` s for them.
+
+        Returns False when some connection thread was still busy at the deadline.
+        """
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return True
+        server.shutdown()
+        thread.join()
+        done = server.close_connections(timeout)
+        if not done:
+            log.warning("some connections were still busy %.1f s after stop", timeout)
+        server.server_close()
+        self._server = self._thread = None
+        return done
+
+    def __enter__(self) -> UpdateServer:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._wanted_port
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Where a client on this machine reaches the server (no trailing slash)."""
+        scheme = "https" if self.ssl_context else "http"
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def md5_computations(self) -> int:
+        """How many times a whole file was hashed (cache misses)."""
+        return self.md5.computations
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served right now (keep-alive ones included)."""
+        server = self._server
+        return len(server.active) if server is not None else 0
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Wait until ``predicate()`` is true.
+
+        Re-checked after every logged request and every closed connection.
+        """
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def wait_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait until ``request_count`` reaches ``count``."""
+        return self.wait_for(lambda: self.request_count >= count, timeout)
+
+    # --- internals ------------------------------------------------------------
+
+    def _bind(self) -> _TCPServer:
+        host = self.host or "0.0.0.0"
+        try:
+            infos = socket.getaddrinfo(
+                host, self._wanted_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as err:
+            raise ServerError(f"cannot bind to {host!r}: {err.strerror}") from None
+        family, _, _, _, address = infos[0]
+        server = _TCPServer(self, family, address)
+        try:
+            server.server_bind()
+            server.server_activate()
+        except OSError as err:
+            server.server_close()
+            raise ServerError(_bind_problem(host, self._wanted_port, err)) from None
+        return server
+
+    def _changed_now(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _record(self, handler: UpdateRequestHandler) -> None:
+        status = handler._status
+        assert status is not None
+        elapsed = (time.perf_counter() - handler._started) * 1000
+        command = handler.command or "-"
+        words = handler.requestline.split()
+        target = words[1] if len(words) > 1 else "-"
+        line = (
+            f"{handler.client_address[0]} {handler._mac} "
+            f'"{clean(command, 20)} {clean(target)}" {status} {handler._sent} {elapsed:.1f}ms'
+        )
+        if handler._note:
+            line += f" ({clean(handler._note)})"
+        headers = handler.headers
+        record = RequestRecord(
+            command, target, dict(headers.items()) if headers is not None else {}, status
+        )
+        with self._changed:
+            self.access_log.append(line)
+            self.requests.append(record)
+            self.request_count += 1
+            self._changed.notify_all()
+        access_log.info("%s", line)
+
+
+def _drop_pending(conn: socket.socket) -> None:
+    """Read what already arrived on a non-blocking socket (a reset would lose the reply)."""
+    for _ in range(16):
+        try:
+            if not conn.recv(65536):
+                return
+        except BlockingIOError:
+            return
+
+
+def _linger(conn: socket.socket) -> None:
+    deadline = time.monotonic() + LINGER_SECONDS
+    drained = 0
+    try:
+        conn.settimeout(0.1)
+        while drained < LINGER_BYTES and time.monotonic() < deadline:
+            chunk = socket.socket.recv(conn, 65536)  # raw bytes, also under TLS
+            if not chunk:
+                return
+            drained += len(chunk)
+    except OSError:
+        return
+
+
+def _catalog_root(catalog_dir: str | os.PathLike[str]) -> str:
+    path = os.fspath(catalog_dir)
+    if not os.path.exists(path):
+        raise ServerError(f"catalog folder {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise ServerError(f"catalog folder {path!r} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ServerError(f"catalog folder {path!r} is not readable by this user")
+    return os.path.realpath(path)
+
+
+def _tls_context(
+    cert: str | os.PathLike[str] | None, key: str | os.PathLike[str] | None
+) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ServerError("HTTPS needs both a certificate (--cert) and its private key (--key)")
+    for what, path in (("certificate", cert), ("private key", key)):
+        if not os.path.isfile(path):
+            raise ServerError(f"{what} file {os.fspath(path)!r} does not exist")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as err:
+        raise ServerError(
+            f"cannot use certificate {os.fspath(cert)!r} with key {os.fspath(key)!r}: {err}"
+        ) from None
+    return context
+
+
+def _credentials(user: str | None, password: str | None) -> bytes | None:
+    if user is None and password is None:
+        return None
+    if not user or password is None:
+        raise ServerError("basic authentication needs both a user name and a password")
+    if ":" in user:
+        raise ServerError(f"user name {user!r} contains ':', which basic authentication forbids")
+    return f"{user}:{password}".encode()
+
+
+def _bind_problem(host: str, port: int, err: OSError) -> str:
+    where = f"{host}:{port}"
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use on {host} (another server?); choose --port"
+    if err.errno == errno.EACCES:
+        return f"not allowed to listen on {where} (ports below 1024 need privileges)"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine (--bind)"
+    return f"cannot listen on {where}: {err.strerror or err}"
