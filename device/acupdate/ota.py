@@ -1,0 +1,103 @@
+# acupdate.ota: stream an image into the inactive OTA partition, safely.
+#
+# Blocks are written as they complete, each erased first (writeblocks with 3 arguments).
+# The image's first 16 bytes (its header, magic 0xE9 first) are held back: block 0 goes
+# to flash with them still erased (0xFF), so a partial or unchecked image never looks
+# like an image. Only when the whole body's MD5 equals the server's x-MD5 are they
+# written, last, into block 0 without an erase (4 arguments: 0xFF AND x = x). The
+# partition is then read back and hashed again; only then set_boot(). The running
+# partition is never written.
+import hashlib
+
+from micropython import const
+
+BLOCK = const(4096)
+HOLD = const(16)
+
+
+def _hex(digest):
+    import binascii
+
+    return binascii.hexlify(digest).decode()
+
+
+class Writer:
+    """Write `size` bytes into Partition `part`, fed in any chunk sizes by write().
+
+    `buf` is the caller's one preallocated 4096-byte bytearray."""
+
+    def __init__(self, part, size, buf):
+        if len(buf) != BLOCK:
+            raise ValueError("block buffer is %d bytes, expected %d" % (len(buf), BLOCK))
+        space = part.ioctl(4, None) * BLOCK
+        if size > space:
+            raise ValueError("Not Enough space: image %d bytes, partition %d" % (size, space))
+        self.part = part
+        self.size = size
+        self.buf = buf
+        self.mv = memoryview(buf)
+        self.head = bytearray(HOLD)
+        self.md5 = hashlib.md5()
+        self.done = 0  # bytes received
+        self.fill = 0  # bytes in buf for the current block
+        self.blk = 0
+
+    def write(self, data):
+        """Take the next bytes of the image (a bytes-like object, any length)."""
+        n = len(data)
+        if self.done + n > self.size:
+            raise ValueError("server sent more than %d bytes" % self.size)
+        self.md5.update(data)
+        src = memoryview(data)
+        i = 0
+        while i < n:
+            k = min(n - i, BLOCK - self.fill)
+            self.mv[self.fill : self.fill + k] = src[i : i + k]
+            self.fill += k
+            i += k
+            if self.fill == BLOCK:
+                self._flush()
+        self.done += n
+
+    def _flush(self):
+        buf = self.buf
+        for i in range(self.fill, BLOCK):
+            buf[i] = 0xFF
+        if self.blk == 0:
+            self.head[:] = self.mv[:HOLD]
+            for i in range(HOLD):
+                buf[i] = 0xFF
+        self.part.writeblocks(self.blk, buf)
+        self.blk += 1
+        self.fill = 0
+
+    def finish(self, md5hex):
+        """All bytes are in: check the MD5, write the held header, read back, set_boot."""
+        if self.done != self.size:
+            raise OSError("connection closed after %d of %d bytes" % (self.done, self.size))
+        if self.fill:
+            self._flush()
+        got = _hex(self.md5.digest())
+        if got != md5hex.lower():
+            raise ValueError("MD5 Check Failed: image %s, server x-MD5 %s" % (got, md5hex))
+        self.part.writeblocks(0, self.head, 0)
+        back = self.readback()
+        if back != got:
+            raise OSError("flash read-back MD5 %s != image %s: flash not written" % (back, got))
+        try:
+            self.part.set_boot()
+        except OSError as e:
+            raise OSError("image refused by ESP-IDF validation (%s)" % (e.args[0],))
+        return got
+
+    def readback(self):
+        h = hashlib.md5()
+        left = self.size
+        blk = 0
+        while left > 0:
+            self.part.readblocks(blk, self.buf)
+            k = min(left, BLOCK)
+            h.update(self.mv[:k])
+            left -= k
+            blk += 1
+        return _hex(h.digest())

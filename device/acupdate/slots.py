@@ -1,0 +1,105 @@
+# acupdate.slots: the OTA slots as the board sees them: the running image (chip id,
+# length, MD5, app version), the otadata entries and their states, confirm and rollback.
+import struct
+
+from micropython import const
+
+BLOCK = const(4096)
+STATES = ("NEW", "PENDING_VERIFY", "VALID", "INVALID", "ABORTED")
+
+
+def running():
+    import esp32
+
+    return esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
+
+
+def target():
+    """The partition an update goes to; OSError when there is none but the running one."""
+    run = running()
+    try:
+        nxt = run.get_next_update()
+    except OSError:
+        nxt = None
+    if nxt is None or nxt.info()[2] == run.info()[2]:
+        raise OSError("No available OTA partition: the table has no slot besides the running one")
+    return nxt
+
+
+def image_facts(part, buf):
+    """(chip id, image length, md5 hex, (version, project, time, date, idf_ver)) of the
+    image in `part`, read through the 4096-byte `buf`."""
+    import binascii
+    import hashlib
+
+    from . import imagecheck
+
+    part.readblocks(0, buf)
+    cid = imagecheck.chip_id(buf)
+    desc = imagecheck.app_desc(buf)
+    size = imagecheck.image_size(lambda off, b: part.readblocks(0, b, off), part.info()[3])
+    h = hashlib.md5()
+    mv = memoryview(buf)
+    blk = 0
+    left = size
+    while left > 0:
+        part.readblocks(blk, buf)
+        k = min(left, BLOCK)
+        h.update(mv[:k])
+        left -= k
+        blk += 1
+    return cid, size, binascii.hexlify(h.digest()).decode(), desc
+
+
+def otadata():
+    """[(sector, seq, state name, usable)] for both otadata sectors."""
+    import binascii
+
+    import esp32
+
+    part = esp32.Partition("otadata")
+    e = bytearray(32)
+    out = []
+    for sector in (0, 1):
+        part.readblocks(sector, e)
+        seq = struct.unpack_from("<I", e)[0]
+        state, crc = struct.unpack_from("<II", e, 24)
+        if seq == 0xFFFFFFFF:
+            out.append((sector, None, "erased", False))
+            continue
+        ok = crc == binascii.crc32(struct.pack("<I", seq), 0xFFFFFFFF)
+        name = (
+            STATES[state] if state < len(STATES) else ("UNDEFINED" if state == 0xFFFFFFFF else "?")
+        )
+        out.append((sector, seq, name if ok else "bad crc", ok and state not in (3, 4)))
+    return out
+
+
+def running_state():
+    """The otadata state of the running slot ('PENDING_VERIFY', 'VALID', ...; '-' if none)."""
+    import esp32
+
+    apps = esp32.Partition.find(esp32.Partition.TYPE_APP)
+    ota = [p for p in apps if 0x10 <= p.info()[1] < 0x20]
+    best = None
+    for _sector, seq, name, usable in otadata():
+        if usable and (best is None or seq > best[0]):
+            best = (seq, name)
+    if best is None or not ota:
+        return "-"
+    slot = ota[(best[0] - 1) % len(ota)]
+    return best[1] if slot.info()[2] == running().info()[2] else "-"
+
+
+def confirm():
+    """Mark the running image valid: the bootloader will not roll it back."""
+    import esp32
+
+    esp32.Partition.mark_app_valid_cancel_rollback()
+
+
+def rollback():
+    """Make the other slot's image boot at the next reset (ESP-IDF validates it first)."""
+    other = target()
+    other.set_boot()
+    return other.info()[4]
