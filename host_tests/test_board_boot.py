@@ -195,6 +195,14 @@ def test_application_heap_matches_plain_micropython(board):
     # The simulator's own modules are ROM on a real board: the app sees the free heap of a
     # bare `micropython -X heapsize=40K`, less what this small script itself holds.
     assert plain_free(40 * 1024) - 2048 <= got <= plain_free(40 * 1024)
+    # ... and in one piece, as a fresh interpreter has it.
+    got, _ = run_json(
+        board,
+        "import gc, json\ngc.collect()\nb = bytearray(gc.mem_free() - 2048)\n"
+        "print(json.dumps(len(b)))",
+        heap="40K",
+    )
+    assert got >= plain_free(40 * 1024) - 4096
 
 
 def test_state_table_reports_slots_otadata_and_next_boot(board, image_v2):

@@ -33,19 +33,24 @@ del _hw, esp, esp32, machine, network, vfs
 
 def _ballast():
     # The board firmware above lives in flash on a real ESP32, not in its heap: hold
-    # back the extra heap the host granted for it, so the application sees exactly the
-    # free heap that `micropython -X heapsize=<app heap>` starts with.
+    # back the extra heap the host granted for it, so that the application finds what
+    # `micropython -X heapsize=<app heap>` starts with: that much free, in one piece.
     import gc
 
     want = int(os.getenv("ACUPDATE_SIM_APP_FREE") or 0)
-    held = []
+    if not want:
+        return None
     gc.collect()
-    while want and gc.mem_free() > want + 64:
-        try:
-            held.append(bytearray(max(gc.mem_free() - want - 64, 16)))
-        except MemoryError:
-            held.append(bytearray(512))
-    return held
+    top = id(bytearray(want))  # first fit: the big free region above the holes
+    gc.collect()
+    chain = None
+    while True:  # fill the holes below it with small cells
+        cell = (chain,)
+        if id(cell) >= top:
+            break
+        chain = cell
+    rest = gc.mem_free() - want - 64
+    return (chain, bytearray(rest) if rest > 0 else None)
 
 
 _held = _ballast()
