@@ -41,7 +41,9 @@ def _ballast():
     if not want:
         return None
     gc.collect()
-    top = id(bytearray(want))  # first fit: the big free region above the holes
+    # First fit puts a want-sized tuple (one allocation, unlike a bytearray) at the
+    # start of the big free region above the holes.
+    top = id((None,) * (want // 8 - 4))
     gc.collect()
     chain = None
     while True:  # fill the holes below it with small cells
