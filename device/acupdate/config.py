@@ -1,0 +1,129 @@
+# acupdate.config: where the update server is and how the agent behaves.
+# Mirrors AutoConnectUpdate's settings: host, port (8000), path (".") on the server,
+# request timeout, LED pin and its active level, reboot after success.
+from micropython import const
+
+PORT = const(8000)
+TIMEOUT = 8  # seconds, for connect and for each socket read
+
+
+def parse_url(url):
+    """'http://host[:port][/path]' -> (host, port, path); path '.' when absent."""
+    if not isinstance(url, str):
+        raise ValueError("update server URL must be a string, got %r" % (url,))
+    i = url.find("://")
+    if i < 0:
+        raise ValueError("update server URL %r has no scheme: use http://host:port/path" % url)
+    scheme = url[:i].lower()
+    if scheme != "http":
+        raise ValueError("update server URL %r: only http:// is supported" % url)
+    rest = url[i + 3 :]
+    j = rest.find("/")
+    hostport = rest if j < 0 else rest[:j]
+    path = "." if j < 0 else rest[j:]
+    if "?" in path or "#" in path:
+        raise ValueError("update server URL %r: a query or fragment is not allowed" % url)
+    port = PORT
+    k = hostport.rfind(":")
+    if k >= 0 and "]" not in hostport[k:]:
+        try:
+            port = int(hostport[k + 1 :])
+        except ValueError:
+            raise ValueError(
+                "update server URL %r: port %r is not a number" % (url, hostport[k + 1 :])
+            )
+        hostport = hostport[:k]
+    if hostport.startswith("[") and hostport.endswith("]"):
+        hostport = hostport[1:-1]
+    if not hostport:
+        raise ValueError("update server URL %r has no host" % url)
+    return hostport, port, path
+
+
+def norm_path(path):
+    """Catalog folder as the server's `path` query wants it: relative, no edge slashes."""
+    if path is None:
+        return "."
+    if not isinstance(path, str):
+        raise ValueError("path must be a string, got %r" % (path,))
+    p = path.strip("/")
+    if p in ("", "."):
+        return "."
+    for part in p.split("/"):
+        if part == "..":
+            raise ValueError("path %r leaves the catalog folder ('..')" % path)
+    return p
+
+
+class Config:
+    """Update settings. `Config(url="http://host:8000/fw")` or `Config("host", path="fw")`."""
+
+    def __init__(
+        self,
+        host=None,
+        port=PORT,
+        path=".",
+        timeout=TIMEOUT,
+        led=None,
+        led_on=1,
+        reboot=True,
+        url=None,
+    ):
+        if url is not None:
+            host, port, path = parse_url(url)
+        if not isinstance(host, str) or not host:
+            raise ValueError("update server host is missing, got %r" % (host,))
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError("port must be 1..65535, got %r" % (port,))
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds, got %r" % (timeout,))
+        if led is not None and (not isinstance(led, int) or led < 0):
+            raise ValueError("LED pin must be a pin number >= 0 or None, got %r" % (led,))
+        if led_on not in (0, 1):
+            raise ValueError("LED active level must be 0 or 1, got %r" % (led_on,))
+        self.host = host
+        self.port = port
+        self.path = norm_path(path)
+        self.timeout = timeout
+        self.led = led
+        self.led_on = led_on
+        self.reboot = bool(reboot)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict (e.g. a JSON config file); unknown keys are an error."""
+        known = ("host", "port", "path", "timeout", "led", "led_on", "reboot", "url")
+        for k in d:
+            if k not in known:
+                raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(known)))
+        return cls(**d)
+
+    def url(self):
+        if self.path == ".":
+            return "http://%s:%d/" % (self.host, self.port)
+        return "http://%s:%d/%s" % (self.host, self.port, self.path)
+
+    def catalog_target(self):
+        """Request target of the catalog query."""
+        from .http import quote
+
+        return "/_catalog?op=list&path=" + quote(self.path, "/")
+
+    def image_target(self, name):
+        """Request target of image `name`: /<name>, or /<path>/<name> when path is not '.'."""
+        from .http import quote
+
+        if not isinstance(name, str) or not name:
+            raise ValueError("image name is missing, got %r" % (name,))
+        if self.path == ".":
+            return "/" + quote(name, "")
+        return "/" + quote(self.path, "/") + "/" + quote(name, "")
+
+    def __repr__(self):
+        return "Config(url=%r, timeout=%r, led=%r, led_on=%r, reboot=%r)" % (
+            self.url(),
+            self.timeout,
+            self.led,
+            self.led_on,
+            self.reboot,
+        )
