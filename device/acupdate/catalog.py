@@ -1,0 +1,239 @@
+# acupdate.catalog: ask the update server which images it has.
+# GET /_catalog?op=list&path=<path> answers a JSON array of objects. The array is scanned
+# from the socket through one fixed buffer, one element at a time; only that element is
+# handed to json.loads, so memory does not grow with the number of entries. Entries of
+# type "bin" (any case) are kept as (name, date, time, size); "file", "directory" skipped.
+from micropython import const
+
+BUF = const(1024)  # default buffer: also the largest catalog entry accepted
+NAME = const(0)
+DATE = const(1)
+TIME = const(2)
+SIZE = const(3)
+
+_WS = b" \t\r\n"
+_DELIM = b' \t\r\n,:[]{}"'
+_DEPTH = const(20)  # nesting limit inside one entry
+# What the entry scanner expects next (values ordered: see the <= tests).
+_VAL = const(0)  # a value (after ':', or ',' in an array)
+_VAL_END = const(1)  # a value or ']' (after '[')
+_KEY = const(2)  # a key (after ',' in an object)
+_KEY_END = const(3)  # a key or '}' (after '{')
+_COLON = const(4)
+_AFTER = const(5)  # ',' or the closing bracket (after a value)
+
+
+def _bad(msg):
+    return ValueError("Invalid catalog list: " + msg)
+
+
+class _Scan:
+    # Reads a body through `buf`; `self.p` is the next byte to look at.
+    def __init__(self, readinto, buf):
+        self.readinto = readinto
+        self.b = buf
+        self.mv = memoryview(buf)
+        self.n = 0
+        self.p = 0
+        self.eof = False
+        self.seen = 0  # body bytes before self.b[0], for error offsets
+
+    def more(self, keep):
+        # Drop bytes before `keep`, read more after the rest. False at end of body.
+        mv = self.mv
+        if keep:
+            mv[: self.n - keep] = mv[keep : self.n]
+            self.n -= keep
+            self.p -= keep
+            self.seen += keep
+        room = len(mv) - self.n
+        if self.eof or not room:
+            return False
+        k = self.readinto(mv[self.n :])
+        self.n += k
+        if k < room:
+            self.eof = True
+        return k > 0
+
+    def skip_ws(self):
+        # Next non-space byte (not consumed), or -1 at end of body.
+        while True:
+            while self.p < self.n:
+                c = self.b[self.p]
+                if c not in _WS:
+                    return c
+                self.p += 1
+            if not self.more(self.p):
+                return -1
+
+    def element(self, index):
+        # Span (start, end) in self.b of the object starting at self.p, checked against
+        # JSON's grammar (json.loads on the port is lenient about commas and colons).
+        st = self.p
+        b = self.b
+        p = st + 1
+        depth = 1
+        stack = 1  # bit k set: level k (0 = innermost) is an object, else an array
+        exp = _KEY_END
+        instr = esc = key = scalar = False
+        c = 0
+        while True:
+            if p == self.n:
+                self.p = p
+                if not self.more(st):
+                    if self.n == len(b) and not self.eof:
+                        raise _bad("entry %d is longer than %d bytes" % (index, len(b)))
+                    raise _bad("body ends inside entry %d" % index)
+                p = self.p
+                st = 0
+                continue
+            c = b[p]
+            p += 1
+            if instr:
+                if esc:
+                    esc = False
+                elif c == 92:  # backslash
+                    esc = True
+                elif c == 34:
+                    instr = False
+                    exp = _COLON if key else _AFTER
+                continue
+            if scalar:  # number, true, false, null: json.loads checks the spelling
+                if c not in _DELIM:
+                    continue
+                scalar = False
+                exp = _AFTER
+            if c in _WS:
+                continue
+            if c == 34:  # quote
+                if exp <= _VAL_END:
+                    key = False
+                elif exp <= _KEY_END:
+                    key = True
+                else:
+                    break
+                instr = True
+            elif c == 58:  # :
+                if exp != _COLON:
+                    break
+                exp = _VAL
+            elif c == 44:  # ,
+                if exp != _AFTER:
+                    break
+                exp = _KEY if stack & 1 else _VAL
+            elif c == 123 or c == 91:  # { [
+                if exp > _VAL_END:
+                    break
+                if depth == _DEPTH:
+                    raise _bad("entry %d nests deeper than %d levels" % (index, _DEPTH))
+                depth += 1
+                if c == 123:
+                    stack = stack << 1 | 1
+                    exp = _KEY_END
+                else:
+                    stack = stack << 1
+                    exp = _VAL_END
+            elif c == 125 or c == 93:  # } ]
+                if stack & 1:
+                    if c != 125 or (exp != _AFTER and exp != _KEY_END):
+                        break
+                elif c != 93 or (exp != _AFTER and exp != _VAL_END):
+                    break
+                depth -= 1
+                stack >>= 1
+                exp = _AFTER
+                if not depth:
+                    self.p = p
+                    return st, p
+            elif exp <= _VAL_END:
+                scalar = True
+            else:
+                break
+        raise _bad("entry %d: unexpected %r at byte %d" % (index, chr(c), self.seen + p - 1))
+
+
+def objects(readinto, buf):
+    """Yield each element of a JSON array of objects as a memoryview of its bytes.
+
+    `readinto(mv)` fills mv from the body (fewer bytes only at its end); `buf` bounds an
+    element's size. Anything but an array of objects raises ValueError."""
+    sc = _Scan(readinto, buf)
+    c = sc.skip_ws()
+    if c == -1:
+        raise _bad("empty body")
+    if c != 91:  # [
+        raise _bad("not a JSON array (starts with %r)" % chr(c))
+    sc.p += 1
+    index = 0
+    while True:
+        c = sc.skip_ws()
+        if c == 93 and not index:  # ] of an empty array
+            sc.p += 1
+            break
+        if c == -1:
+            raise _bad("body ends inside the array after %d entries" % index)
+        if c != 123:  # {
+            raise _bad("element %d is not an object (starts with %r)" % (index, chr(c)))
+        s, e = sc.element(index)
+        yield sc.mv[s:e]
+        index += 1
+        c = sc.skip_ws()
+        sc.p += 1
+        if c == 93:
+            break
+        if c != 44:  # ,
+            at = sc.seen + sc.p - 1
+            if c == -1:
+                raise _bad("body ends inside the array after %d entries" % index)
+            raise _bad(
+                "expected ',' or ']' after entry %d at byte %d, got %r" % (index, at, chr(c))
+            )
+    if sc.skip_ws() != -1:
+        raise _bad("data after the array at byte %d" % (sc.seen + sc.p))
+
+
+def parse(readinto, buf=None):
+    """Bin entries of a catalog body: a list of (name, date, time, size) tuples."""
+    import json
+
+    if buf is None:
+        buf = bytearray(BUF)
+    out = []
+    i = 0
+    for span in objects(readinto, buf):
+        try:
+            o = json.loads(span)
+        except ValueError:
+            raise _bad("entry %d is not valid JSON: %r" % (i, bytes(span[:60])))
+        name = o.get("name")
+        if not isinstance(name, str) or not name:
+            raise _bad("entry %d has no name" % i)
+        t = o.get("type")
+        if isinstance(t, str) and t.lower() == "bin":
+            size = o.get("size", 0)
+            if not isinstance(size, int) or size < 0:
+                raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
+            out.append((name, _text(o.get("date")), _text(o.get("time")), size))
+        o = None
+        i += 1
+    return out
+
+
+def _text(v):
+    if v is None:
+        return ""
+    return v if isinstance(v, str) else str(v)
+
+
+def fetch(cfg, buf=None):
+    """Query the server in Config `cfg`; returns parse()'s list. OSError if unreachable or
+    not 200 ('Update server responds (404)'), ValueError for a bad body."""
+    from . import http
+
+    r = http.request(cfg.host, cfg.port, cfg.catalog_target(), (), cfg.timeout)
+    try:
+        if r.status != 200:
+            raise OSError("Update server responds (%d)" % r.status)
+        return parse(r.readinto, buf)
+    finally:
+        r.close()
