@@ -292,3 +292,23 @@ def test_heap_does_not_grow_with_catalog_size(mpy_path):
     assert peak_small > 0
     assert peak_large <= peak_small + 1024, (peak_small, peak_large)
     assert need_large <= need_small + 1024, (need_small, need_large)
+
+
+def test_against_the_update_server(mpy_path, tmp_path):
+    """The project's update server (tools/server) lists a real folder: only the .bin files
+    that start with 0xE9 come back, with the server's date, time and size."""
+    from tools.server.core import UpdateServer
+
+    (tmp_path / "app-1.0.bin").write_bytes(b"\xe9" + b"\x01" * 4999)
+    (tmp_path / "fake.bin").write_bytes(b"MZ" + b"\x00" * 100)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "app-0.9.bin").write_bytes(b"\xe9" + b"\x02" * 2999)
+    with UpdateServer(tmp_path, port=0) as srv:
+        top = call_mpy(FETCH.format(port=srv.port, path="."), path=mpy_path)
+        sub = call_mpy(FETCH.format(port=srv.port, path="old"), path=mpy_path)
+        missing = call_mpy(FETCH.format(port=srv.port, path="nope"), path=mpy_path)
+    assert top[0] == "ok" and [(e[0], e[3]) for e in top[1]] == [("app-1.0.bin", 5000)]
+    assert top[1][0][1] and top[1][0][2]  # the server's date and time strings
+    assert sub[0] == "ok" and [(e[0], e[3]) for e in sub[1]] == [("app-0.9.bin", 3000)]
+    assert missing == ["err", "OSError", "Update server responds (404)"]

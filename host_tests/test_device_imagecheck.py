@@ -158,7 +158,11 @@ def desc(mpy_path, block: bytes):
         from acupdate import imagecheck as ic
         f = open({part_file(block)!r}, "rb")
         b = f.read(4096)
-        result = [ic.app_desc(b), ic.check(b), ic.chip_name(9), ic.chip_name(99)]
+        result = [ic.app_desc(b), ic.check(b), ic.chip_name(9), ic.chip_name(99), ic.chip_id(b)]
+        try:
+            ic.chip_id(b"\\x00" * 24)
+        except ValueError as e:
+            result.append(str(e))
         """,
         path=mpy_path,
     )
@@ -173,10 +177,12 @@ def test_app_desc_and_chip_helpers(mpy_path):
             9,
             "ESP32-S3 (chip id 9)",
             "unknown chip (chip id 99)",
+            9,
+            "not an ESP32 image header (24 bytes)",
         ],
     ]
     blank = desc(mpy_path, app_image(version="", project=""))
-    assert blank[0] == "ok" and blank[1][0][:2] == ["", ""]
+    assert blank[0] == "ok" and blank[1][0][:2] == ["", ""] and blank[1][4] == 0
 
 
 def walk(mpy_path, part: bytes, limit: int):
