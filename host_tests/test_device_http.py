@@ -210,7 +210,7 @@ def test_server_silent_times_out(mpy_path):
 def test_quote():
     r = call_mpy(
         """
-        from acupdate.http import quote
+        from acupdate.config import quote
         result = [quote("a b/ü.bin"), quote("a b/c", ""), quote("plain-1.2_x~.bin"),
                   quote("%?&#")]
         """,

@@ -5,6 +5,33 @@ from micropython import const
 
 PORT = const(8000)
 TIMEOUT = 8  # seconds, for connect and for each socket read
+_HEX = b"0123456789ABCDEF"
+
+
+def quote(s, safe="/"):
+    """Percent-encode `s` (UTF-8) for a URL; letters, digits, '-._~' and `safe` stay."""
+    b = s.encode()
+    keep = b"-._~" + safe.encode()
+    out = None
+    for _ in (0, 1):  # count the bytes to escape, then fill a bytearray of exact size
+        i = 0
+        for c in b:
+            if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in keep:
+                if out:
+                    out[i] = c
+                i += 1
+            elif out:
+                out[i] = 37  # '%'
+                out[i + 1] = _HEX[c >> 4]
+                out[i + 2] = _HEX[c & 15]
+                i += 3
+            else:
+                i += 3
+        if i == len(b):
+            return s
+        if out is None:
+            out = bytearray(i)
+    return out.decode()
 
 
 def parse_url(url):
@@ -105,14 +132,10 @@ class Config:
 
     def catalog_target(self):
         """Request target of the catalog query."""
-        from .http import quote
-
         return "/_catalog?op=list&path=" + quote(self.path, "/")
 
     def image_target(self, name):
         """Request target of image `name`: /<name>, or /<path>/<name> when path is not '.'."""
-        from .http import quote
-
         if not isinstance(name, str) or not name:
             raise ValueError("image name is missing, got %r" % (name,))
         if self.path == ".":

@@ -12,34 +12,6 @@ MAX_HEADERS = const(64)
 # Headers kept in Response.headers (lower-case names); all others are skipped unread.
 KEEP = ("content-length", "transfer-encoding", "content-type", "x-md5", "location")
 
-_HEX = b"0123456789ABCDEF"
-
-
-def quote(s, safe="/"):
-    """Percent-encode `s` (UTF-8) for a URL; letters, digits, '-._~' and `safe` stay."""
-    b = s.encode()
-    keep = b"-._~" + safe.encode()
-    out = None
-    for _ in (0, 1):  # count the bytes to escape, then fill a bytearray of exact size
-        i = 0
-        for c in b:
-            if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in keep:
-                if out:
-                    out[i] = c
-                i += 1
-            elif out:
-                out[i] = 37  # '%'
-                out[i + 1] = _HEX[c >> 4]
-                out[i + 2] = _HEX[c & 15]
-                i += 3
-            else:
-                i += 3
-        if i == len(b):
-            return s
-        if out is None:
-            out = bytearray(i)
-    return out.decode()
-
 
 def _find(b, c, i, end):
     # Index of byte value c in b[i:end], or -1 (bytearray.find is not on every port).
