@@ -59,6 +59,18 @@ class Writer:
                 self._flush()
         self.done += n
 
+    def room(self):
+        """Where the next bytes can be read straight into the block buffer (no copy)."""
+        return self.mv[self.fill : min(BLOCK, self.fill + self.size - self.done)]
+
+    def commit(self, n):
+        """Account for n bytes just read into room()."""
+        self.md5.update(self.mv[self.fill : self.fill + n])
+        self.fill += n
+        self.done += n
+        if self.fill == BLOCK:
+            self._flush()
+
     def _flush(self):
         buf = self.buf
         for i in range(self.fill, BLOCK):
