@@ -114,6 +114,7 @@ class Board:
         mac: str = "240ac4000001",
         wifi: dict[str, str] | None = None,
         chip_id: int | None = None,
+        table=None,
     ) -> Board:
         from tools.image import inspect
 
@@ -123,8 +124,8 @@ class Board:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "fs").mkdir(exist_ok=True)
-        flash = Flash.create(path / "flash.bin", flash_size)
-        ota0 = flash.part("ota_0")
+        flash = Flash.create(path / "flash.bin", flash_size, table or layout.MICROPYTHON_OTA_4MB)
+        ota0 = (flash.ota_apps() or flash.app_parts())[0]
         if len(image) > ota0.size:
             raise BoardError(f"image of {len(image)} bytes does not fit ota_0 ({ota0.size})")
         flash.erase(ota0.offset, (len(image) + 4095) // 4096 * 4096)
