@@ -31,6 +31,7 @@ class SerialBoard:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: str | None = None
         self._booted = threading.Condition()
+        self.output = bytearray()  # everything the board printed
 
     def start(self) -> SerialBoard:
         self._thread.start()
@@ -54,8 +55,16 @@ class SerialBoard:
             return self._booted.wait_for(lambda: len(self.boots) >= n, timeout)
 
     # ------------------------------------------------------------------------
+    def wait_output(self, text: bytes, timeout: float = 30) -> bool:
+        """Wait until the board has printed `text` (since the serial port opened)."""
+        with self._booted:
+            return self._booted.wait_for(lambda: text in self.output, timeout)
+
     def _emit(self, data: bytes) -> None:
         os.write(self.master, data)
+        with self._booted:
+            self.output += data
+            self._booted.notify_all()
         if self.echo:
             self.echo(data)
 

@@ -1,0 +1,148 @@
+"""The whole cycle on the simulated board: catalog, update, reset, the new image boots
+pending verification, boot.py confirms it after its health check (or rolls back)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import install_agent, run_json
+
+from tools.board.serial import SerialBoard
+from tools.server.core import UpdateServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MPREMOTE = str(Path(sys.executable).parent / "mpremote")
+
+
+@pytest.fixture
+def server(tmp_path, image_v2):
+    cat = tmp_path / "catalog"
+    (cat / "old").mkdir(parents=True)
+    (cat / "app.bin").write_bytes(image_v2)
+    (cat / "notes.txt").write_text("release notes\n")
+    with UpdateServer(cat) as srv:
+        yield srv
+
+
+@pytest.fixture
+def deployed(board, server):
+    install_agent(board)
+    for name in ("boot.py", "main.py"):
+        (board.fs / name).write_text((ROOT / name).read_text())
+    settings = {
+        "wifi": {"ssid": "acupdate-lab", "key": "otapass123"},
+        "server": {"url": server.url, "reboot": False},
+    }
+    (board.fs / "acupdate.json").write_text(json.dumps(settings))
+    return board
+
+
+def test_catalog_update_reset_pending_confirm_and_keep(deployed):
+    res = deployed.run(
+        "import acupdate.repl as r\nr.ls()\nr.update()\nimport machine\nmachine.reset()\n"
+    )
+    assert res.reset == "hard", res.output
+    assert "app.bin" in res.output and "notes.txt" not in res.output
+    assert "Update successful" in res.output
+
+    res = deployed.run("import acupdate.repl as r\nr.status()\n")
+    assert "slot=ota_1 version=2.0.0" in res.boot.log_line()
+    assert res.boot.state == "PENDING_VERIFY"
+    assert "acupdate: Wi-Fi 'acupdate-lab' joined" in res.output
+    assert "acupdate: new image confirmed after its health check" in res.output
+    assert "ota_1  2.0.0          VALID" in res.output
+
+    res = deployed.run("print('third boot')")
+    assert "slot=ota_1 version=2.0.0" in res.boot.log_line()
+    assert res.boot.state == "VALID" and not res.boot.rollback
+
+
+def test_failed_health_check_is_not_confirmed_and_rolls_back(deployed):
+    settings = json.loads((deployed.fs / "acupdate.json").read_text())
+    settings["health"] = {"imports": ["app"]}
+    (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
+    res = deployed.run("import acupdate.repl as r\nr.update()\nimport machine\nmachine.reset()\n")
+    assert res.reset == "hard"
+    # The new firmware's application is broken: it fails to import.
+    (deployed.fs / "app.py").write_text("raise RuntimeError('sensor missing')\n")
+    res = deployed.run("print('not reached')")
+    assert res.boot.state == "PENDING_VERIFY"
+    assert "health check failed: import app failed" in res.output
+    assert res.reset == "hard" and "not reached" not in res.output
+    res = deployed.run("print('back')")
+    assert res.boot.rollback and "slot=ota_0 version=1.0.0" in res.boot.log_line()
+
+
+def test_wifi_down_fails_the_default_health_check(deployed):
+    res = deployed.run("import acupdate.repl as r\nr.update()\nimport machine\nmachine.reset()\n")
+    assert res.reset == "hard"
+    settings = json.loads((deployed.fs / "acupdate.json").read_text())
+    settings["wifi"] = {"ssid": "acupdate-lab", "key": "wrong", "wait_ms": 300}
+    (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
+    res = deployed.run("print('app')")
+    assert "Wi-Fi 'acupdate-lab' not joined (status 202)" in res.output
+    assert "health check failed: network is not up" in res.output and res.reset == "hard"
+
+
+def test_update_by_name_and_choices(deployed, server, image_v2):
+    (Path(server.root) / "beta.bin").write_bytes(image_v2)
+    got, res = run_json(
+        deployed,
+        "import acupdate.repl as r, json\nst = r.update()\nprint(json.dumps(st))\n",
+    )
+    assert got is None
+    assert "Several images on the server; choose one" in res.output and "beta.bin" in res.output
+    got, res = run_json(
+        deployed, "import acupdate.repl as r, json\nprint(json.dumps(r.update('beta.bin')))\n"
+    )
+    assert got == 4 and "Update successful: beta.bin" in res.output
+
+
+def mpremote(sb, *args, timeout=60):
+    res = subprocess.run(
+        [MPREMOTE, "connect", sb.device, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert res.returncode == 0, f"mpremote {args}: {res.stdout}{res.stderr}"
+    return res.stdout
+
+
+def test_repl_flow_through_mpremote(deployed):
+    settings = json.loads((deployed.fs / "acupdate.json").read_text())
+    settings["server"]["reboot"] = True
+    (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
+    log = bytearray()
+    with SerialBoard(deployed, echo=log.extend) as sb:
+        assert sb.wait_boots(1)
+        out = mpremote(sb, "exec", "import acupdate.repl as r; r.ls()")
+        assert "app.bin" in out and "1.43 MiB" not in out  # 300 KB image
+        # The update ends in a hard reset (after the countdown), so mpremote does not
+        # wait for the end of the command: the board's serial output tells the story.
+        mpremote(sb, "exec", "--no-follow", "import acupdate.repl as r; r.update()")
+        assert sb.wait_boots(2, timeout=90)
+        text = log.decode(errors="replace")
+        assert "100%" in text and "Update successful" in text and "Rebooting in 1 s" in text
+        assert "%\r" in text or " \r " in text  # the progress line redraws in place
+        assert "slot=ota_1 version=2.0.0" in sb.boots[1] and "PENDING_VERIFY" in sb.boots[1]
+        out = mpremote(sb, "exec", "import acupdate.repl as r; r.status()")
+        assert "VALID" in out and "running next-boot" in out
+    assert b"new image confirmed after its health check" in log
+
+
+def test_ctrl_c_cancels_the_reboot_countdown(deployed):
+    settings = json.loads((deployed.fs / "acupdate.json").read_text())
+    settings["server"]["reboot"] = True
+    (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
+    with SerialBoard(deployed) as sb:
+        assert sb.wait_boots(1)
+        mpremote(sb, "exec", "--no-follow", "import acupdate.repl as r; r.update()")
+        assert sb.wait_output(b"Rebooting in 3 s", timeout=60)
+        out = mpremote(sb, "resume", "exec", "print('still', 'here')")  # sends Ctrl-C first
+        assert "still here" in out
+        assert sb.wait_output(b"Reboot cancelled")
+        assert len(sb.boots) == 1
+        out = mpremote(sb, "exec", "import esp32; print(esp32.Partition(0).info()[4])")
+        assert "ota_1" in out  # the update stands: it boots at the next reset
