@@ -77,11 +77,13 @@ class _Progress:
         )
 
 
-def update(name=None, url=None, reboot=None, quiet=False):
+def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
     """Install image `name` from the update server (the only one when name is None)."""
     from .agent import FAIL, NOAVAIL, Updater
 
     kw = {} if reboot is None else {"reboot": reboot}
+    if timeout is not None:
+        kw["timeout"] = timeout
     cfg = config(url, **kw)
     up = Updater(cfg)
     if name is None:

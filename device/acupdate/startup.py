@@ -85,8 +85,7 @@ def check():
     if not st.get("update") or not name:
         return None
     try:
-        cfg = repl.config(timeout=st.get("timeout", 3))
-        return repl.update(name, quiet=False, reboot=cfg.reboot)
+        return repl.update(name, timeout=st.get("timeout", 3))
     except (OSError, ValueError) as e:
         _log("start-up update check skipped: %s" % e)
         return None
