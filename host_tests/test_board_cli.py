@@ -1,0 +1,55 @@
+"""python -m tools.board: create, run, state, and clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def board_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tools.board", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_create_run_state(tmp_path):
+    d = str(tmp_path / "b")
+    res = board_cli("create", d, "--version", "4.5.6")
+    assert res.returncode == 0 and "ota_0      version=4.5.6        valid" in res.stdout
+    res = board_cli("run", d, "-c", "import esp32; print('on', esp32.Partition(1).info()[4])")
+    assert res.returncode == 0
+    assert "boot: slot=ota_0 version=4.5.6" in res.stdout and "on ota_0" in res.stdout
+    res = board_cli("run", d, "-c", "import machine; machine.reset()")
+    assert res.returncode == 0 and "[board: hard reset]" in res.stdout
+    res = board_cli("state", d)
+    assert res.returncode == 0
+    assert "sector 0: erased" in res.stdout and "next boot: ota_0" in res.stdout
+
+
+def test_create_from_an_image_file_and_refuse_a_bad_one(tmp_path):
+    from tools.image import build_app
+
+    img = tmp_path / "v.bin"
+    img.write_bytes(build_app(version="7.0.0", size=20_000))
+    res = board_cli("create", str(tmp_path / "b"), "--image", str(img))
+    assert res.returncode == 0 and "version=7.0.0" in res.stdout
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x00" * 1000)
+    res = board_cli("create", str(tmp_path / "c"), "--image", str(bad))
+    assert res.returncode == 2 and "not a valid app image" in res.stderr
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path):
+    res = board_cli("state", str(tmp_path / "nothing"))
+    assert res.returncode == 2
+    assert "is not a board (no board.json): create it first" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = board_cli("run", str(tmp_path / "nothing"), "-c", "print(1)")
+    assert res.returncode == 2
+
+
+def test_a_failing_script_exits_1_with_its_traceback(tmp_path):
+    d = str(tmp_path / "b")
+    board_cli("create", d)
+    res = board_cli("run", d, "-c", "raise ValueError('boom')")
+    assert res.returncode == 1 and "ValueError: boom" in res.stdout
