@@ -62,6 +62,10 @@ def _serve(args, interactive: bool) -> int:
             link.unlink()
         link.symlink_to(sb.device)
         if interactive:
+            if not sb.wait_boots(1):
+                raise BoardError(sb.error or "the board did not boot")
+            print(sb.boots[0])
+            print("soft reset: Ctrl-D; machine.reset() goes through the bootloader")
             return subprocess.call([_mpremote(), "connect", sb.device, "repl"])
         print(f"board serial port: {sb.device} (also {link})", flush=True)
         print(f"try: mpremote connect {sb.device} repl     (Ctrl-C here stops the board)")
