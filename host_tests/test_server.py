@@ -302,7 +302,8 @@ def test_unsatisfiable_range_is_416(srv: UpdateServer, spec: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["bytes=abc", "bytes=5-2", "items=0-1", "bytes=", "bytes=-", "0-9"]
+    "spec",
+    ["bytes=abc", "bytes=5-2", "items=0-1", "bytes=", "bytes=-", "0-9", "bytes=1" + "0" * 20 + "-"],
 )
 def test_malformed_range_is_400(srv: UpdateServer, files: dict[str, bytes], spec: str) -> None:
     assert fetch(srv, "/app.bin", {**DEVICE, "Range": spec})[0] == 400
@@ -471,6 +472,8 @@ MANY_HEADERS = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
         (b"GET /" + LONG + b" HTTP/1.1\r\n\r\n", 414),
         (b"GET /_catalog?op=list HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
         (b"GET * HTTP/1.1\r\n\r\n", 400),
+        (b"GET /_catalog?op=list HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),
+        (b"GET /\r\n\r\n", 400),
     ],
 )
 def test_malformed_requests_get_4xx(
@@ -483,6 +486,104 @@ def test_malformed_requests_get_4xx(
     assert srv.wait_requests(1)
     assert f" {expected} " in srv.access_log[-1]
     assert fetch(srv, "/app.bin", DEVICE)[2] == files["app.bin"]  # still serving
+
+
+FUZZ_PIECES = [
+    "..",
+    ".",
+    "%2e",
+    "%2E%2e",
+    "%252e",
+    "%00",
+    "%5c",
+    "\\",
+    "/",
+    "//",
+    "%2f",
+    "%",
+    "%zz",
+    "+",
+    "app.bin",
+    "sub",
+    "inner.bin",
+    "evil.bin",
+    "outdir",
+    "secret.txt",
+    "link_in.bin",
+    "pipe",
+    "_catalog",
+    "?",
+    "&",
+    "=",
+    "op=list",
+    "path=",
+    "\x7f",
+    "\u00e9",
+    "#",
+    ";",
+    " ",
+]
+FUZZ_HEADERS = [
+    "Range: bytes=0-10",
+    "Range: bytes=-",
+    "Range: bytes=99999999999999999999-",
+    "Range: x",
+    "Authorization: Basic Og==",
+    "Content-Length: 3",
+    "Content-Length: -1",
+    "Expect: 100-continue",
+    "Transfer-Encoding: chunked",
+    "x-ESP32-sketch-md5: zz",
+    "If-None-Match: *",
+    "Host:",
+    ": no name",
+    "no colon",
+    " folded",
+    "User-Agent: ESP8266-http-Update",
+]
+
+
+FUZZ_BASES = ["/app.bin", "/sub/inner.bin", "/_catalog?op=list&path=sub", "/_catalog?op=list"]
+
+
+def fuzz_request(rng: random.Random) -> bytes:
+    """A request near the protocol: valid ones, mutated ones, and plain noise."""
+    if rng.random() < 0.05:
+        return rng.randbytes(rng.randint(1, 300))
+    target = rng.choice(FUZZ_BASES)
+    for _ in range(rng.choice([0, 0, 1, 2, 4])):
+        at = rng.randint(1, len(target))
+        target = target[:at] + rng.choice(FUZZ_PIECES) + target[at:]
+    method = rng.choice(["GET"] * 6 + ["HEAD"] * 2 + ["get", "POST", "M" * 40, ""])
+    version = rng.choice(["HTTP/1.1"] * 6 + ["HTTP/1.0", "HTTP/2.0", "HTTP/1", ""])
+    lines = [f"{method} {target} {version}".strip()]
+    if rng.random() < 0.8:
+        lines += [f"{k}: {v}" for k, v in DEVICE.items() if rng.random() < 0.97]
+    lines += rng.sample(FUZZ_HEADERS, rng.choice([0, 0, 1, 2]))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def test_fuzzed_requests_never_break_the_server(
+    srv: UpdateServer, root: Path, files: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    os.mkfifo(root / "pipe")
+    rng = random.Random(20261127)
+    for _ in range(300):
+        data = fuzz_request(rng)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)  # no more requests: the server closes after replying
+            reply = b""
+            try:
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            except ConnectionResetError:
+                pass
+        assert SECRET not in reply, data
+        for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", reply):
+            assert int(status) < 500 or int(status) == 505, (data, reply[:300])
+    assert fetch(srv, "/app.bin", DEVICE)[2] == files["app.bin"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_clients_that_vanish_do_not_stop_the_server(
@@ -539,14 +640,32 @@ def test_access_log_and_recorded_requests(srv: UpdateServer) -> None:
     fetch(srv, "/app.bin", DEVICE)
     fetch(srv, "/app.bin", {**DEVICE, "User-Agent": "curl/8"})
     assert srv.wait_requests(count + 3)
-    catalog_line, image_line, refused_line = list(srv.access_log)[-3:]
+    # Each line is written once its reply is sent: their order may differ.
+    lines = list(srv.access_log)[-3:]
+    (catalog_line,) = [line for line in lines if "_catalog" in line]
+    (image_line,) = [line for line in lines if "/app.bin" in line and "curl" not in line]
+    (refused_line,) = [line for line in lines if "curl" in line]
     assert catalog_line.startswith('127.0.0.1 - "GET /_catalog?op=list&path=." 200 ')
     assert image_line.startswith(f'127.0.0.1 {MAC} "GET /app.bin" 200 300000 ')
     assert refused_line.startswith(f'127.0.0.1 {MAC} "GET /app.bin" 403 ')
-    assert "curl/8" in refused_line  # why it was refused
-    method, path, headers, status = srv.requests[-2]
+    assert "User-Agent 'curl/8' is not an HTTPUpdate client" in refused_line  # why
+    (record,) = [r for r in list(srv.requests)[-3:] if r.status == 200 and r.path == "/app.bin"]
+    method, path, headers, status = record
     assert (method, path, status) == ("GET", "/app.bin", 200)
     assert {k: headers[k] for k in DEVICE} == DEVICE
+
+
+def test_requests_are_recorded_before_the_reply(srv: UpdateServer) -> None:
+    # No waiting: a client holding its reply finds its request in srv.requests.
+    for i in range(20):
+        headers = {**DEVICE, "x-ESP32-STA-MAC": f"24:0A:C4:00:00:{i:02X}"}
+        assert fetch(srv, "/app.bin", headers)[0] == 200
+        method, path, seen, status = srv.requests[-1]
+        assert (method, path, status) == ("GET", "/app.bin", 200)
+        assert seen["x-ESP32-STA-MAC"] == headers["x-ESP32-STA-MAC"]
+    assert fetch(srv, "/_catalog?op=list", {"X-Probe": "1"})[0] == 200
+    assert srv.requests[-1] == ("GET", "/_catalog?op=list", srv.requests[-1].headers, 200)
+    assert srv.requests[-1].headers["X-Probe"] == "1"
 
 
 # --- HTTPS and basic authentication -----------------------------------------------------

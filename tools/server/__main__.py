@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _password(args: argparse.Namespace) -> str | None:
     if args.password_file is None:
-        return args.password
+        password: str | None = args.password
+        return password
     try:
         with open(args.password_file, encoding="utf-8") as file:
             return file.readline().rstrip("\r\n")
@@ -121,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         password=_password(args),
         timeout=args.timeout,
         max_clients=args.max_clients,
+        history=0,  # the access log goes to stderr; nobody reads the in-memory copy
     )
     stop = threading.Event()
     handlers = {}
@@ -129,8 +131,9 @@ def serve(args: argparse.Namespace) -> int:
             handlers[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
         server.start()
+        where = f"[{args.bind}]" if ":" in args.bind else args.bind
         print(
-            f"acupdate-server: serving {server.root} on {args.bind}:{server.port} "
+            f"acupdate-server: serving {server.root} on {where}:{server.port} "
             f"({server.url}); Ctrl-C stops",
             file=sys.stderr,
             flush=True,

@@ -14,11 +14,12 @@ import os
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .handler import UpdateRequestHandler, clean
 from .md5cache import RACY_NS, Md5Cache
@@ -55,7 +56,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, app: UpdateServer, family: int, address: tuple) -> None:
+    def __init__(self, app: UpdateServer, family: int, address: tuple[Any, ...]) -> None:
         self.address_family = family
         self.app = app
         self.lock = threading.Condition()
@@ -77,7 +78,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._forget(request)
             raise
 
-    def _refuse(self, request: socket.socket, client_address: tuple) -> None:
+    def _refuse(self, request: socket.socket, client_address: tuple[Any, ...]) -> None:
         log.warning(
             "%s refused: %d connections already open (--max-clients)",
             client_address[0],
@@ -109,7 +110,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         context = self.app.ssl_context
         if context is None:
-            self.RequestHandlerClass(request, client_address, self)
+            self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
             return
         request.settimeout(self.app.timeout)
         try:
@@ -122,7 +123,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             closing = self.closing
         try:
             if not closing:
-                self.RequestHandlerClass(conn, client_address, self)
+                self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
         finally:
             self.shutdown_request(conn)
 
@@ -142,7 +143,11 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.close_request(request)
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        log.exception("unexpected error serving %s", client_address[0])
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # a client that hung up or timed out: routine
+            log.debug("%s: connection ended: %s", client_address[0], error)
+        else:
+            log.exception("unexpected error serving %s", client_address[0])
 
     def close_connections(self, timeout: float) -> bool:
         """Stop accepting, cut open connections and wait for their threads to end."""
@@ -169,10 +174,15 @@ class UpdateServer:
     HTTP basic authentication for every request. Raises ServerError for
     settings it cannot use.
 
-    For tests: ``access_log`` (lines) and ``requests`` (RequestRecord) keep the
-    last ``history`` requests; ``wait_for(predicate)`` waits for a condition
-    on them; ``request_count`` and ``md5_computations`` count since start,
-    ``open_connections`` is the number of connections being served.
+    For tests: ``requests`` keeps the last ``history`` requests as
+    RequestRecord(method, path, headers, status), recorded before the reply
+    is sent (a client that has its reply finds its request there).
+    ``access_log`` keeps the last ``history`` access-log lines, each written
+    once its reply is sent or aborted: ``wait_requests(n)`` waits until
+    ``request_count`` lines were written, ``wait_for(predicate)`` for any
+    condition. ``md5_computations`` counts whole-file hashes since start,
+    ``open_connections`` the connections being served. ``history=0`` keeps
+    nothing (the CLI).
     """
 
     def __init__(
@@ -194,7 +204,7 @@ class UpdateServer:
         self.host = host
         if not 0 <= port <= 65535:
             raise ServerError(f"port {port} is not between 0 and 65535")
-        self._wanted_port = port
+        self._wanted_port = self._port = port
         self.ssl_context = _tls_context(cert, key)
         self.credentials = _credentials(user, password)
         if timeout <= 0:
@@ -218,6 +228,7 @@ class UpdateServer:
         if self._server is not None:
             raise ServerError("the server is already started")
         self._server = self._bind()
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -259,9 +270,8 @@ class UpdateServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            return self._wanted_port
-        return self._server.server_address[1]
+        """The port listened on (the last one after stop; before start, the one asked for)."""
+        return self._port
 
     @property
     def url(self) -> str:
@@ -332,16 +342,25 @@ class UpdateServer:
         )
         if handler._note:
             line += f" ({clean(handler._note)})"
-        headers = handler.headers
-        record = RequestRecord(
-            command, target, dict(headers.items()) if headers is not None else {}, status
-        )
         with self._changed:
             self.access_log.append(line)
-            self.requests.append(record)
             self.request_count += 1
             self._changed.notify_all()
         access_log.info("%s", line)
+
+    def _record_request(self, handler: UpdateRequestHandler, status: int) -> None:
+        """Keep the request as received, before its reply leaves (see ``requests``)."""
+        words = handler.requestline.split()
+        headers = handler.headers
+        record = RequestRecord(
+            handler.command or "-",
+            words[1] if len(words) > 1 else "-",
+            dict(headers.items()) if headers is not None else {},
+            status,
+        )
+        with self._changed:
+            self.requests.append(record)
+            self._changed.notify_all()
 
 
 def _drop_pending(conn: socket.socket) -> None:

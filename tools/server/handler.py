@@ -46,7 +46,8 @@ ARCHS = ("ESP32", "ESP8266")
 SEND_CHUNK = 256 * 1024
 MAX_DRAINED_BODY = 64 * 1024
 
-_RANGE = re.compile(r"(\d*)-(\d*)")
+_RANGE = re.compile(r"([0-9]{0,18})-([0-9]{0,18})")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
@@ -116,19 +117,28 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     app: UpdateServer
+    # Per request (reset by handle_one_request), for the access log.
+    _status: int | None
+    _sent: int
+    _note: str
+    _mac: str
+    _headers_sent: bool
+    _started: float
 
     # --- plumbing -------------------------------------------------------------
 
     def setup(self) -> None:
         self.app = self.server.app  # type: ignore[attr-defined]
-        self.timeout = self.app.timeout
+        self.request.settimeout(self.app.timeout)
         super().setup()
 
     def version_string(self) -> str:
         return self.server_version
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self._status = int(code)  # called by send_response: remember, log at the end
+        """Called by send_response: keep the request now, log it once the reply is sent."""
+        self._status = int(code)
+        self.app._record_request(self, self._status)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.client_address[0], format % args)
@@ -141,7 +151,7 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
         super().end_headers()
 
     def handle_one_request(self) -> None:
-        self._status: int | None = None
+        self._status = None
         self._sent = 0
         self._note = ""
         self._mac = "-"
@@ -183,7 +193,7 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             return True
-        if not length.strip().isdigit():
+        if not _DIGITS.fullmatch(length.strip()):
             self.send_error(HTTPStatus.BAD_REQUEST, f"Bad Content-Length {length!r}")
             return False
         size = int(length)
