@@ -805,6 +805,9 @@ def test_cli_errors_exit_2_with_a_message(
     assert "does not exist" in capsys.readouterr().err
     assert main(["-d", str(root), "--user", "fleet"]) == 2
     assert "password" in capsys.readouterr().err
+    secret_file = str(tmp_path / "no-password-file")
+    assert main(["-d", str(root), "--user", "fleet", "--password-file", secret_file]) == 2
+    assert f"cannot read --password-file {secret_file!r}" in capsys.readouterr().err
     assert main(["-d", str(root), "--log", "LOUD"]) == 2
     assert "'LOUD' is not one of" in capsys.readouterr().err
     with socket.socket() as taken:
