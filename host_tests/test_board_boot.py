@@ -214,3 +214,23 @@ def test_state_table_reports_slots_otadata_and_next_boot(board, image_v2):
     assert "next boot: ota_1" in text
     st = board.state()
     assert json.loads(json.dumps(st))["next_boot"] == "ota_1"
+
+
+def test_background_run_and_power_cut_mid_write(board, image_v2):
+    (board.fs / "new.bin").write_bytes(image_v2)
+    running = board.start(
+        WRITE_FILE
+        + """
+import esp32
+p = esp32.Partition("ota_1")
+print("writing")
+while True:
+    write_file(p, "new.bin")
+"""
+    )
+    assert running.wait_output("writing")
+    res = running.power_off()
+    assert res.reset is None and res.returncode == -9
+    # Power back on: the half-written slot was never made bootable; v1 runs.
+    got, res = run_json(board, "import machine, json\nprint(json.dumps(machine.reset_cause()))")
+    assert got == 1 and "slot=ota_0 version=1.0.0" in res.boot.log_line()

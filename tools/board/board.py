@@ -220,38 +220,24 @@ class Board:
 
         Returns when MicroPython ends: the code finished, or the board reset.
         """
+        return self.start(code, script=script, main=main, heap=heap).wait(timeout)
+
+    def start(
+        self,
+        code: str | None = None,
+        *,
+        script: str | os.PathLike | None = None,
+        main: bool = False,
+        heap: str | int = DEFAULT_HEAP,
+    ) -> Running:
+        """As run(), but returns at once: the board runs until wait() or power_off()."""
         boot = self.power_on()
-        tmp = None
         if code is not None:
             tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
             tmp.write(code)
             tmp.close()
             script = tmp.name
-        with Control(self) as ctl:
-            mode = "script+main" if main else "script"
-            proc = self.spawn(mode, ctl, heap=heap, script=str(script) if script else None)
-            ctl.proc = proc
-            try:
-                out, err = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                out, err = proc.communicate()
-                raise BoardError(
-                    f"board run timed out after {timeout}s:\n{out.decode(errors='replace')}"
-                ) from None
-            finally:
-                if tmp:
-                    os.unlink(tmp.name)
-        kind = self.note_exit(proc.returncode, ctl.wdt_fired)
-        errtext = err.decode(errors="replace").replace("\x00READY\n", "")
-        return RunResult(
-            output=out.decode(errors="replace"),
-            returncode=proc.returncode,
-            reset=kind,
-            boot=boot,
-            pins=list(ctl.pins),
-            stderr=errtext,
-        )
+        return Running(self, boot, str(script) if script else None, code is not None, main, heap)
 
     # state --------------------------------------------------------------------
     def state(self) -> dict:
@@ -301,6 +287,86 @@ class Board:
             lines.append(f"  sector {e['sector']}: {e['entry']}")
         lines.append(f"running: {st['running'] or '(not booted)'}   next boot: {st['next_boot']}")
         return "\n".join(lines)
+
+
+class Running:
+    """A board running headless: its output so far, wait for the end, or cut the power."""
+
+    def __init__(self, board: Board, boot, script, own_script: bool, main: bool, heap):
+        self.board = board
+        self.boot = boot
+        self._script = script if own_script else None
+        self.ctl = Control(board).__enter__()
+        self.proc = board.spawn(
+            "script+main" if main else "script", self.ctl, heap=heap, script=script
+        )
+        self.ctl.proc = self.proc
+        self._out = bytearray()
+        self._err = bytearray()
+        self._cond = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+        self.result: RunResult | None = None
+
+    def _read(self, pipe, into: bytearray) -> None:
+        for chunk in iter(lambda: pipe.read1(4096), b""):
+            with self._cond:
+                into += chunk
+                self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return self._out.decode(errors="replace")
+
+    def wait_output(self, text: str, timeout: float = 30) -> bool:
+        """Wait until the board has printed `text` (False on timeout or if it stopped)."""
+        want = text.encode()
+        with self._cond:
+            return (
+                self._cond.wait_for(
+                    lambda: want in self._out or self.proc.poll() is not None, timeout
+                )
+                and want in self._out
+            )
+
+    def wait(self, timeout: float = 120) -> RunResult:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.power_off()
+            raise BoardError(f"board run timed out after {timeout}s:\n{self.output}") from None
+        return self._finish()
+
+    def power_off(self) -> RunResult:
+        """Cut the power now (SIGKILL): whatever was not yet written is lost."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return self._finish()
+
+    def _finish(self) -> RunResult:
+        if self.result is not None:
+            return self.result
+        for t in self._readers:
+            t.join()
+        self.ctl.__exit__(None, None, None)
+        if self._script:
+            os.unlink(self._script)
+        kind = self.board.note_exit(self.proc.returncode, self.ctl.wdt_fired)
+        self.result = RunResult(
+            output=self._out.decode(errors="replace"),
+            returncode=self.proc.returncode,
+            reset=kind,
+            boot=self.boot,
+            pins=list(self.ctl.pins),
+            stderr=self._err.decode(errors="replace").replace("\x00READY\n", ""),
+        )
+        return self.result
 
 
 class Control:
