@@ -1,0 +1,191 @@
+"""acupdate-deploy: put the acupdate agent on a MicroPython ESP32 with mpremote.
+
+  python -m tools.deploy [--device DEV] [settings options]   compile, copy, check
+  python -m tools.deploy config [settings options] [-o FILE]  only print/write the JSON
+
+Deploying compiles device/acupdate/*.py with mpy-cross (into build/deploy/), then, in
+one mpremote session, empties /lib/acupdate on the board and copies the .mpy files
+there, copies /boot.py and /main.py, writes /acupdate.json from the settings options
+(when any is given; otherwise the board keeps the file it has), and finally lists the
+files, reads the settings back and imports acupdate.config on the board to check it.
+
+Example:
+  python -m tools.deploy --device /dev/ttyUSB0 --wifi-ssid lab --wifi-key secret123 \\
+      --server http://192.168.1.10:8000/ --led 2 --health-import app
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .core import BUILD, deploy
+from .errors import DeployError, OptionError
+from .settings import Options, build, dumps
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: exit 2 like ours
+        self.print_usage(sys.stderr)
+        raise OptionError(message)
+
+
+def _settings_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("board settings (/acupdate.json)")
+    g.add_argument("--wifi-ssid", metavar="SSID", help="access point that boot.py joins")
+    g.add_argument("--wifi-key", metavar="KEY", help="its WPA2 key (leave out: open network)")
+    g.add_argument("--server", metavar="URL", help="update server, http://host:port/folder")
+    g.add_argument(
+        "--timeout", type=float, metavar="S", help="server connect/read timeout (default 8 s)"
+    )
+    g.add_argument(
+        "--led", type=int, metavar="PIN", help="GPIO of an LED that blinks while updating"
+    )
+    g.add_argument(
+        "--led-active", type=int, choices=(0, 1), metavar="0|1", help="LED on level (default 1)"
+    )
+    g.add_argument(
+        "--no-reboot",
+        dest="reboot",
+        action="store_false",
+        help="after an update, do not reset by itself (default: reset after a 3 s countdown)",
+    )
+    g.add_argument(
+        "--health-import",
+        action="append",
+        default=[],
+        metavar="MOD",
+        help="a new image is confirmed only if MOD imports (repeatable; default: app, "
+        "when /app.py exists)",
+    )
+    g.add_argument(
+        "--no-health-network",
+        dest="health_network",
+        action="store_false",
+        help="confirm a new image without Wi-Fi being up (default: Wi-Fi must join, "
+        "when --wifi-ssid is given)",
+    )
+    g.add_argument(
+        "--startup-update",
+        metavar="IMAGE",
+        help="main.py asks the server for IMAGE at every start and installs it when it differs",
+    )
+    g.add_argument(
+        "--startup-timeout", type=float, metavar="S", help="that check's timeout (default 3 s)"
+    )
+
+
+def _options(args) -> Options:
+    return Options(
+        wifi_ssid=args.wifi_ssid,
+        wifi_key=args.wifi_key,
+        server=args.server,
+        timeout=args.timeout,
+        led=args.led,
+        led_active=args.led_active,
+        reboot=args.reboot,
+        health_imports=args.health_import,
+        health_network=args.health_network,
+        startup_update=args.startup_update,
+        startup_timeout=args.startup_timeout,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="acupdate-deploy",
+        description=__doc__.split("\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--device",
+        "-d",
+        metavar="DEV",
+        help="the board's serial port, as for `mpremote connect` (default: auto, the first "
+        "USB serial port mpremote finds)",
+    )
+    p.add_argument("--source", action="store_true", help="copy the .py files, not .mpy")
+    p.add_argument("--config-only", action="store_true", help="only write /acupdate.json (no code)")
+    p.add_argument("--reset", action="store_true", help="hard reset the board at the end")
+    p.add_argument("--build-dir", type=Path, default=BUILD, metavar="DIR", help=f"default {BUILD}")
+    p.add_argument(
+        "--dry-run", action="store_true", help="build and show the mpremote command, copy nothing"
+    )
+    _settings_options(p)
+    return p
+
+
+def _config_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="acupdate-deploy config",
+        description="Print the board settings file /acupdate.json for these options "
+        "(or write it with -o), without touching a board.",
+    )
+    p.add_argument("-o", "--output", type=Path, help="write the file here instead of stdout")
+    _settings_options(p)
+    return p
+
+
+def _config(argv: list[str]) -> int:
+    args = _config_parser().parse_args(argv)
+    text = dumps(build(_options(args)))
+    if args.output:
+        try:
+            args.output.write_text(text)
+        except OSError as e:
+            raise DeployError(f"cannot write {args.output}: {e.strerror}") from None
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _deploy(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    opts = _options(args)
+    cfg = build(opts) if opts.given() else None
+    if args.config_only and cfg is None:
+        raise OptionError("--config-only needs settings options (e.g. --server URL)")
+    if cfg is None:
+        print("no settings options: the board keeps its /acupdate.json")
+    target = args.device or "auto (mpremote's first USB serial port)"
+    print(f"deploying acupdate to {target}")
+    report = deploy(
+        args.device,
+        cfg,
+        dumps(cfg) if cfg is not None else None,
+        build=args.build_dir,
+        source=args.source,
+        config_only=args.config_only,
+        reset=args.reset,
+        dry_run=args.dry_run,
+    )
+    if args.dry_run:
+        return 0
+    files = report["files"]
+    pkg = sorted(p for p in files if p.startswith("/lib/acupdate/"))
+    if not args.config_only:
+        total = sum(files[p] for p in pkg)
+        print(f"board: /lib/acupdate: {len(pkg)} files, {total} bytes; /boot.py, /main.py")
+        print(f"board: acupdate.config imports from {report['module']}")
+    if cfg is not None:
+        print(f"board: /acupdate.json = {dumps(cfg).strip()}")
+    if args.reset:
+        print("board: hard reset")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["config"]:
+            return _config(argv[1:])
+        return _deploy(argv)
+    except DeployError as e:
+        print(f"acupdate-deploy: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

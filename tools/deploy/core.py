@@ -1,0 +1,254 @@
+"""Compile the agent with mpy-cross and copy it to a board with mpremote.
+
+On the board:  /lib/acupdate/*.mpy (or *.py with source=True), /boot.py, /main.py and
+/acupdate.json.  /lib/acupdate is emptied first, so that no stale module is left
+behind (a stale .py would even shadow the new .mpy: MicroPython imports .py first).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DeployError
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "device" / "acupdate"
+STARTUP_FILES = (ROOT / "boot.py", ROOT / "main.py")
+BUILD = ROOT / "build" / "deploy"
+BOARD_PKG = "/lib/acupdate"
+BOARD_CONFIG = "/acupdate.json"
+MPREMOTE_TIMEOUT = 300  # seconds for the whole copy
+
+# Run on the board before the copy: make /lib/acupdate and empty it.
+PREPARE = """\
+import os
+for d in ('/lib', '/lib/acupdate'):
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+for n in os.listdir('/lib/acupdate'):
+    os.remove('/lib/acupdate/' + n)
+"""
+
+# Run on the board after the copy: what is there now, and does the package import?
+VERIFY = """\
+import os, sys, json
+def _size(p):
+    try:
+        return os.stat(p)[6]
+    except OSError:
+        return -1
+_r = {'files': {}, 'config': None, 'module': None}
+for _d in ('/lib/acupdate', '/'):
+    try:
+        for _n in os.listdir(_d):
+            _p = _d.rstrip('/') + '/' + _n
+            _r['files'][_p] = _size(_p)
+    except OSError:
+        pass
+try:
+    with open('/acupdate.json') as _f:
+        _r['config'] = json.load(_f)
+except (OSError, ValueError) as _e:
+    _r['config'] = repr(_e)
+for _k in list(sys.modules):
+    if _k == 'acupdate' or _k.startswith('acupdate.'):
+        del sys.modules[_k]
+try:
+    import acupdate.config
+    _r['module'] = acupdate.config.__file__
+except Exception as _e:
+    _r['module'] = repr(_e)
+print('@@DEPLOY@@' + json.dumps(_r))
+"""
+MARK = "@@DEPLOY@@"
+
+
+def tool(name: str) -> str:
+    """A host tool installed next to this Python (the venv's), else on PATH."""
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise DeployError(f"{name} is not installed: pip install {name}")
+    return found
+
+
+def compile_package(out: Path, *, source: bool = False, package: Path = PACKAGE) -> list[Path]:
+    """Put the agent's modules in `out` (emptied first): .mpy via mpy-cross, or the .py."""
+    sources = sorted(package.glob("*.py"))
+    if not sources:
+        raise DeployError(f"no modules in {package}: is this the acupdate repository?")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if source:
+        for src in sources:
+            shutil.copy2(src, out / src.name)
+        return [out / s.name for s in sources]
+    mpy_cross = tool("mpy-cross")
+    made = []
+    for src in sources:
+        dest = out / (src.stem + ".mpy")
+        # -s: tracebacks on the board name the file where it lives there.
+        cmd = [mpy_cross, "-s", f"acupdate/{src.name}", "-o", str(dest), str(src)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode:
+            raise DeployError(f"mpy-cross could not compile {src}:\n{res.stderr.strip()}")
+        made.append(dest)
+    return made
+
+
+def mpremote_base(device: str | None) -> list[str]:
+    """mpremote, connected to `device`; None or 'auto': mpremote finds the board itself."""
+    cmd = [tool("mpremote")]
+    if device and device != "auto":
+        cmd += ["connect", device]
+    return cmd
+
+
+def chain(*commands: list[str]) -> list[str]:
+    """mpremote's command chaining: a + b + c in one session."""
+    out: list[str] = []
+    for c in commands:
+        if out:
+            out.append("+")
+        out += c
+    return out
+
+
+@dataclass
+class Plan:
+    """What a deploy copies: modules (host paths), config text (or None), flags."""
+
+    modules: list[Path]
+    config_file: Path | None
+    startup: bool
+    reset: bool
+
+    def commands(self) -> list[list[str]]:
+        steps: list[list[str]] = []
+        if self.modules:
+            steps.append(["exec", PREPARE])
+            steps.append(["cp", *map(str, self.modules), f":{BOARD_PKG}/"])
+        if self.startup:
+            for f in STARTUP_FILES:
+                steps.append(["cp", str(f), f":/{f.name}"])
+        if self.config_file is not None:
+            steps.append(["cp", str(self.config_file), f":{BOARD_CONFIG}"])
+        steps.append(["exec", VERIFY])
+        return steps
+
+
+def describe(argv: list[str]) -> str:
+    """A readable rendering of a command: scripts named, the module list as a glob."""
+    shown: list[str] = []
+    for a in argv:
+        if a == PREPARE:
+            a = "<make /lib/acupdate and empty it>"
+        elif a == VERIFY:
+            a = "<list the files, read /acupdate.json, import acupdate.config>"
+        p = Path(a)
+        if p.parent.name == "acupdate" and p.suffix in (".py", ".mpy") and p.is_absolute():
+            glob = str(p.parent / ("*" + p.suffix))
+            if shown and shown[-1] == glob:
+                continue
+            a = glob
+        shown.append(a if a and " " not in a and "'" not in a else repr(a))
+    return " ".join(shown)
+
+
+def run_mpremote(argv: list[str], timeout: float = MPREMOTE_TIMEOUT) -> str:
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeployError(
+            f"mpremote did not finish within {timeout:g} s: {describe(argv)}"
+        ) from None
+    if res.returncode:
+        out = (res.stdout + res.stderr).strip()
+        if "no device found" in out:
+            out += "\n(connect a board, or name its serial port with --device, e.g. /dev/ttyUSB0)"
+        raise DeployError(f"mpremote failed (exit {res.returncode}):\n{out}")
+    return res.stdout
+
+
+def check_board(report: dict, plan: Plan, config: dict | None) -> list[str]:
+    """Compare what the board reports with what was copied; returns problems."""
+    problems = []
+    files = report.get("files", {})
+    for m in plan.modules:
+        where = f"{BOARD_PKG}/{m.name}"
+        want = m.stat().st_size
+        if files.get(where) != want:
+            problems.append(
+                f"{where}: {files.get(where, 'missing')} bytes on the board, {want} here"
+            )
+    extra = sorted(
+        p
+        for p in files
+        if p.startswith(BOARD_PKG + "/")
+        and p not in {f"{BOARD_PKG}/{m.name}" for m in plan.modules}
+    )
+    if plan.modules and extra:
+        problems.append(f"stale files left in {BOARD_PKG}: {', '.join(extra)}")
+    if plan.startup:
+        for f in STARTUP_FILES:
+            if files.get(f"/{f.name}") != f.stat().st_size:
+                problems.append(f"/{f.name} on the board differs from {f}")
+    if plan.modules:
+        want = f"{BOARD_PKG}/config.{plan.modules[0].suffix[1:]}"
+        if report.get("module") != want:
+            problems.append(f"acupdate.config imports from {report.get('module')}, not {want}")
+    if config is not None and report.get("config") != config:
+        problems.append(f"{BOARD_CONFIG} on the board reads {report.get('config')!r}")
+    return problems
+
+
+def deploy(
+    device: str | None,
+    config: dict | None,
+    config_text: str | None,
+    *,
+    build: Path = BUILD,
+    source: bool = False,
+    config_only: bool = False,
+    reset: bool = False,
+    dry_run: bool = False,
+    log=print,
+) -> dict:
+    """Build, copy, verify. Returns the board's report (files with sizes, config)."""
+    modules: list[Path] = []
+    if not config_only:
+        modules = compile_package(build / "lib" / "acupdate", source=source)
+        total = sum(m.stat().st_size for m in modules)
+        kind = ".py (source)" if source else ".mpy (mpy-cross)"
+        log(f"built {len(modules)} modules as {kind}, {total} bytes, in {build / 'lib'}")
+    config_file = None
+    if config_text is not None:
+        build.mkdir(parents=True, exist_ok=True)
+        config_file = build / "acupdate.json"
+        config_file.write_text(config_text)
+    plan = Plan(modules, config_file, startup=not config_only, reset=reset)
+    argv = mpremote_base(device) + chain(*plan.commands())
+    if reset:
+        argv += ["+", "reset"]
+    log(f"$ {describe(argv)}")
+    if dry_run:
+        return {}
+    out = run_mpremote(argv)
+    line = next((ln for ln in out.splitlines() if ln.startswith(MARK)), None)
+    if line is None:
+        raise DeployError(f"the board did not report back after the copy:\n{out.strip()}")
+    report = json.loads(line[len(MARK) :])
+    problems = check_board(report, plan, config)
+    if problems:
+        raise DeployError("the board does not hold what was copied:\n  " + "\n  ".join(problems))
+    return report
