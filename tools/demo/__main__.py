@@ -1,120 +1,305 @@
-"""The acupdate demo, on a simulated ESP32 driven through the real mpremote.
+"""acupdate-demo: a simulated ESP32 updated over the air, end to end, in one command.
 
-Until the device agent lands, this shows the board simulator doing an OTA by hand:
-build v1 and v2 images, boot a board on v1, copy v2 over the serial REPL, write it to
-the inactive slot with esp32.Partition, set_boot, hard reset, watch the bootloader
-boot v2 pending verification, confirm it, and print the slot table.
+1. builds two firmware images, v1.0.0 and v2.0.0 (tools.image);
+2. starts the update server (tools.server) on a free loopback port, serving a catalog
+   folder with v2 as app.bin, a text file and a sub-folder;
+3. creates a simulated ESP32 running v1 and deploys the agent onto it with
+   tools.deploy (mpy-cross, then the real mpremote over the board's serial port),
+   its settings pointing at that server;
+4. on the board's REPL (mpremote exec): acupdate.repl.ls() lists the catalog,
+   acupdate.repl.update() downloads v2 with its progress line, then a hard reset;
+5. shows the bootloader starting v2 pending verification, boot.py's health check
+   confirming it, the slot table on the board (acupdate.repl.status()) and from the
+   host, and one more reset that keeps v2;
+6. prints a summary (versions, bytes, MD5, seconds) and stops everything it started.
+
+With --interactive it then leaves you at the board's REPL (mpremote repl) with the
+server still running. Any failure says what failed and exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from tools.board import Board, BoardError
 from tools.board.serial import SerialBoard
+from tools.deploy import __main__ as deploy_cli
 from tools.image import build_app
+from tools.server import ServerError, UpdateServer
 
-WRITER = """\
-import esp32
-p = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
-buf = bytearray(4096)
-blk = 0
-with open('v2.bin', 'rb') as f:
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        buf[n:] = b'\\xff' * (4096 - n)
-        p.writeblocks(blk, buf)
-        blk += 1
-p.set_boot()
-print('wrote', blk, 'blocks to', p.info()[4], '- boot partition set')
-"""
+PROJECT = "acupdate-demo"
+OLD, NEW = "1.0.0", "2.0.0"
+IMAGE_SIZE = 1536 * 1024  # 1.5 MiB, the size of an OTA slot in MicroPython's layout
+WIFI = ("acupdate-lab", "otapass123")  # an access point the simulated board can see
+MPREMOTE_TIMEOUT = 120
+CONFIRMED = "new image confirmed after its health check"
+HEALTH_FAILED = "health check failed"
 
 
 class DemoError(Exception):
-    pass
+    """A demo step failed; the message says which and why."""
 
 
-def step(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+def step(n: int | None, text: str) -> None:
+    print(f"\n== {n}. {text}" if n is not None else f"\n== {text}", flush=True)
 
 
-def mpremote(sb: SerialBoard, *args: str) -> str:
+def say(text: str) -> None:
+    print(f"   {text}", flush=True)
+
+
+def mpremote_exe() -> str:
     exe = Path(sys.executable).parent / "mpremote"
-    res = subprocess.run(
-        [str(exe), "connect", sb.device, *args], capture_output=True, text=True, timeout=120
+    return str(exe) if exe.exists() else "mpremote"
+
+
+class SerialLog:
+    """Everything the board prints on its serial port, for waiting on and showing."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._cond = threading.Condition()
+
+    def __call__(self, chunk: bytes) -> None:
+        with self._cond:
+            self.data += chunk
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.data)
+
+    def text(self, since: int = 0) -> str:
+        with self._cond:
+            raw = bytes(self.data[since:])
+        lines = raw.decode(errors="replace").replace("\r\n", "\n").split("\n")
+        # A line redrawn with CR (the progress line) shows as its last drawing.
+        text = "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
+        return re.sub(r"[\x00-\x08\x0b-\x1f\ufffd]", "", text)
+
+    def wait_for(self, *needles: str, since: int = 0, timeout: float = 30) -> str | None:
+        """Wait until one of `needles` was printed after `since`; returns it (None: timeout)."""
+        with self._cond:
+            found: list[str] = []
+
+            def seen() -> bool:
+                text = bytes(self.data[since:])
+                found[:] = [n for n in needles if n.encode() in text]
+                return bool(found)
+
+            return found[0] if self._cond.wait_for(seen, timeout) else None
+
+
+class Demo:
+    def __init__(self, workdir: Path, interactive: bool) -> None:
+        self.workdir = workdir
+        self.interactive = interactive
+        self.serial_log = SerialLog()
+        self.sb: SerialBoard | None = None
+
+    # helpers ---------------------------------------------------------------------
+    def mpremote(self, *args: str, what: str) -> str:
+        """Run the real mpremote on the board, its output shown live; returns the output."""
+        assert self.sb is not None
+        argv = [mpremote_exe(), "connect", self.sb.device, *args]
+        shown = " ".join(a if " " not in a else repr(a) for a in ["mpremote", *argv[1:]])
+        print(f"$ {shown}", flush=True)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        out = bytearray()
+        timer = threading.Timer(MPREMOTE_TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            while chunk := os.read(proc.stdout.fileno(), 4096):
+                out += chunk
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+            proc.stdout.close()
+        text = out.decode(errors="replace")
+        if rc:
+            how = f"killed after {MPREMOTE_TIMEOUT} s" if rc < 0 else f"exit {rc}"
+            raise DemoError(f"{what}: mpremote failed ({how})")
+        if "Traceback (most recent call last)" in text:
+            raise DemoError(f"{what}: the board raised an exception (above)")
+        return text
+
+    def serial_lines(self, since: int, start: str = "") -> None:
+        """Show what the board printed on its serial port since `since`, from `start` on."""
+        text = self.serial_log.text(since)
+        for line in text[max(text.find(start), 0) :].splitlines():
+            if line.strip() and not line.startswith(("MicroPython v", "Type ")):
+                print(f"   serial | {line.rstrip()}")
+
+    # the demo ---------------------------------------------------------------------
+    def run(self) -> int:
+        t0 = time.monotonic()
+        step(1, "building two firmware images with tools.image")
+        v1 = build_app(version=OLD, project=PROJECT, size=IMAGE_SIZE, seed=1)
+        v2 = build_app(version=NEW, project=PROJECT, size=IMAGE_SIZE, seed=2)
+        md5 = hashlib.md5(v2).hexdigest()
+        say(f"v{OLD}: {len(v1)} bytes, md5 {hashlib.md5(v1).hexdigest()}")
+        say(f"v{NEW}: {len(v2)} bytes, md5 {md5}")
+
+        step(2, "starting the update server (tools.server) on a free loopback port")
+        catalog = self.workdir / "catalog"
+        (catalog / "archive").mkdir(parents=True, exist_ok=True)
+        (catalog / "app.bin").write_bytes(v2)
+        (catalog / "archive" / f"app-{OLD}.bin").write_bytes(v1)
+        (catalog / "RELEASE-NOTES.txt").write_text(f"{NEW}: the demo's new firmware\n")
+        with UpdateServer(catalog, host="127.0.0.1", port=0) as server:
+            url = server.url + "/"
+            say(f"catalog folder {catalog}:")
+            say(f"  app.bin (v{NEW}), RELEASE-NOTES.txt, archive/app-{OLD}.bin")
+            say(f"serving it at {url}")
+            say(f"its catalog query {url}_catalog?op=list&path=. answers:")
+            for entry in _catalog(url):
+                say(f"  {json.dumps(entry)}")
+            return self.with_server(server, url, v1, v2, md5, t0)
+
+    def with_server(self, server, url, v1, v2, md5, t0) -> int:
+        step(3, f"a simulated ESP32 running v{OLD}; deploying the agent with tools.deploy")
+        board = Board.create(self.workdir / "board", v1, wifi={WIFI[0]: WIFI[1]})
+        with SerialBoard(board, echo=self.serial_log) as sb:
+            self.sb = sb
+            if not sb.wait_boots(1):
+                raise DemoError(f"the board did not boot: {sb.error or 'no boot line in 30 s'}")
+            say(sb.boots[0])
+            old = _field(sb.boots[0], "version")
+            say(f"serial port {sb.device} (mpremote connects to it as to a real board)")
+            argv = ["--device", sb.device, "--build-dir", str(self.workdir / "build")]
+            argv += ["--wifi-ssid", WIFI[0], "--wifi-key", WIFI[1], "--server", url]
+            print(f"$ python -m tools.deploy {' '.join(argv)}", flush=True)
+            rc = deploy_cli.main(argv)
+            if rc:
+                raise DemoError(f"deploying the agent failed (exit {rc}, see above)")
+
+            step(4, "on the board's REPL: list the catalog, update to v2, reset")
+            self.mpremote("exec", "import acupdate.repl; acupdate.repl.ls()", what="ls()")
+            before = len(server.access_log)
+            mark = self.serial_log.mark()
+            t_up = time.monotonic()
+            out = self.mpremote(
+                "exec",
+                "import acupdate.repl; acupdate.repl.update(reboot=False)",
+                "+",
+                "reset",
+                what="update()",
+            )
+            t_up = time.monotonic() - t_up
+            if "Update successful" not in out:
+                raise DemoError("update(): the board did not report 'Update successful'")
+            for line in list(server.access_log)[before:]:
+                say(f"server log | {line}")
+
+            step(5, "the board boots v2 pending verification; boot.py confirms it")
+            if not sb.wait_boots(2):
+                raise DemoError(f"the board did not come back after the reset: {sb.error}")
+            got = self.serial_log.wait_for(CONFIRMED, HEALTH_FAILED, since=mark)
+            if got == HEALTH_FAILED:  # boot.py resets at once: the bootloader rolls back
+                sb.wait_boots(3)
+            self.serial_lines(mark, start=sb.boots[1])
+            boot = sb.boots[1]
+            if _field(boot, "version") != NEW or _field(boot, "state") != "PENDING_VERIFY":
+                raise DemoError(f"expected v{NEW} booting PENDING_VERIFY, got: {boot}")
+            if got != CONFIRMED:
+                then = f"; then the bootloader booted: {sb.boots[2]}" if len(sb.boots) > 2 else ""
+                raise DemoError(f"boot.py did not confirm v{NEW}: {got or 'no word in 30 s'}{then}")
+            self.mpremote("exec", "import acupdate.repl; acupdate.repl.status()", what="status()")
+            say("one more hard reset: a confirmed image stays (an unconfirmed one rolls back)")
+            self.mpremote("reset", what="reset")
+            if not sb.wait_boots(3):
+                raise DemoError(f"the board did not come back after the reset: {sb.error}")
+            final = sb.boots[2]
+            say(final)
+            if _field(final, "version") != NEW or _field(final, "state") != "VALID":
+                raise DemoError(f"expected v{NEW} confirmed (state=VALID), got: {final}")
+            print("\nslot table, read from the board's flash by the host:")
+            print(board.state_table())
+
+            step(None, "summary")
+            print(
+                f"summary: {old} -> {_field(final, 'version')}, {len(v2)} bytes, md5 {md5}, "
+                f"update {t_up:.1f} s, demo {time.monotonic() - t0:.1f} s",
+                flush=True,
+            )
+            if self.interactive:
+                self.repl(url)
+        return 0
+
+    def repl(self, url: str) -> None:
+        assert self.sb is not None
+        step(None, "interactive: the board's REPL (mpremote); the server keeps running")
+        say(f"update server: {url} (catalog: {self.workdir / 'catalog'})")
+        say("try:  import acupdate.repl as r")
+        say("      r.status();  r.ls();  r.update('app.bin')   (v2 already: 'No update')")
+        say("      r.rollback(reset=True)   (back to v1, then r.update() again)")
+        say("press Enter for the >>> prompt; leave with Ctrl-] (or Ctrl-X)")
+        assert self.sb is not None
+        subprocess.call([mpremote_exe(), "connect", self.sb.device, "repl"])
+
+
+def _catalog(url: str) -> list:
+    try:
+        with urllib.request.urlopen(url + "_catalog?op=list&path=.", timeout=10) as r:
+            return json.load(r)
+    except (OSError, ValueError) as e:
+        raise DemoError(f"the update server's catalog query failed: {e}") from None
+
+
+def _field(boot_line: str, name: str) -> str:
+    m = re.search(rf"\b{name}=(\S+)", boot_line)
+    return m.group(1) if m else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="acupdate-demo",
+        description=__doc__.split("\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if res.returncode:
-        raise DemoError(f"mpremote {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
-    return res.stdout
-
-
-def run(workdir: Path) -> int:
-    t0 = time.monotonic()
-    step("building firmware images v1.0.0 and v2.0.0")
-    v1 = build_app(version="1.0.0", project="acupdate-demo", size=600_000, seed=1)
-    v2 = build_app(version="2.0.0", project="acupdate-demo", size=600_000, seed=2)
-    (workdir / "v2.bin").write_bytes(v2)
-    print(f"v1: {len(v1)} bytes, v2: {len(v2)} bytes, md5(v2) {hashlib.md5(v2).hexdigest()}")
-
-    step("creating a simulated ESP32 (4 MiB flash, MicroPython OTA layout) running v1")
-    board = Board.create(workdir / "board", v1)
-    with SerialBoard(board) as sb:
-        if not sb.wait_boots(1):
-            raise DemoError("the board did not boot")
-        print(sb.boots[0])
-        print(f"serial port: {sb.device}")
-
-        step("copying v2 to the board and writing it to the inactive slot (mpremote)")
-        out = mpremote(sb, "cp", str(workdir / "v2.bin"), ":v2.bin", "+", "exec", WRITER)
-        print(out.strip().splitlines()[-1])
-
-        step("hard reset: the bootloader boots v2, pending verification")
-        mpremote(sb, "reset")
-        if not sb.wait_boots(2):
-            raise DemoError("the board did not come back after the reset")
-        print(sb.boots[1])
-        if "version=2.0.0" not in sb.boots[1] or "PENDING_VERIFY" not in sb.boots[1]:
-            raise DemoError(f"expected v2 pending verification, got: {sb.boots[1]}")
-
-        step("confirming v2 (mark_app_valid_cancel_rollback), then reset again")
-        mpremote(sb, "exec", "import esp32; esp32.Partition.mark_app_valid_cancel_rollback()")
-        mpremote(sb, "reset")
-        if not sb.wait_boots(3):
-            raise DemoError("the board did not come back after the second reset")
-        print(sb.boots[2])
-        if "version=2.0.0" not in sb.boots[2] or "state=VALID" not in sb.boots[2]:
-            raise DemoError(f"expected v2 confirmed, got: {sb.boots[2]}")
-
-    step("final state")
-    print(board.state_table())
-    print(
-        f"\nsummary: 1.0.0 -> 2.0.0, {len(v2)} bytes, md5 {hashlib.md5(v2).hexdigest()}, "
-        f"{time.monotonic() - t0:.1f} s"
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        help="at the end, stay at the board's REPL with the server running",
     )
-    return 0
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="acupdate-demo", description=__doc__.split("\n")[0])
-    p.add_argument("--workdir", help="keep the board and images here (default: a temp dir)")
+    p.add_argument("--workdir", type=Path, help="keep the board, images and catalog here")
     args = p.parse_args(argv)
+    if args.interactive and not sys.stdin.isatty():
+        print("acupdate-demo: --interactive needs a terminal (stdin is not one)", file=sys.stderr)
+        return 2
+    demo = None
     try:
         if args.workdir:
-            Path(args.workdir).mkdir(parents=True, exist_ok=True)
-            return run(Path(args.workdir))
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            demo = Demo(args.workdir, args.interactive)
+            return demo.run()
         with tempfile.TemporaryDirectory(prefix="acupdate-demo-") as tmp:
-            return run(Path(tmp))
-    except (DemoError, BoardError) as e:
+            demo = Demo(Path(tmp), args.interactive)
+            return demo.run()
+    except (DemoError, BoardError, ServerError, OSError) as e:
         print(f"\ndemo failed: {e}", file=sys.stderr)
+        if demo is not None and demo.serial_log.data:
+            print("last lines on the board's serial port:", file=sys.stderr)
+            for line in demo.serial_log.text().splitlines()[-15:]:
+                print(f"   serial | {line}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ndemo interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
