@@ -60,6 +60,10 @@ def plain_free(heap: int) -> int:
     return int(out)
 
 
+class PowerCut(Exception):
+    """The simulated power went away in the middle of a flash operation."""
+
+
 class BoardError(Exception):
     """A board cannot be created, booted or run; the message says why."""
 
@@ -102,6 +106,10 @@ class Board:
         self.running: layout.Part | None = None
         self.pins: list[tuple[str, int]] = []
         self.log: list[str] = []
+        # Power-loss tests: cut the power at this step of the next set_boot's otadata
+        # update: "otadata-erase" (before the erase), "otadata-write" (erased, entry not
+        # written) or "otadata-torn" (half the 32-byte entry written).
+        self.cut_power_at: str | None = None
 
     # creation ---------------------------------------------------------------
     @classmethod
@@ -419,7 +427,11 @@ class Control:
                     sel.unregister(c)
                     c.close()
                     continue
-                c.sendall((self.handle(line.decode().strip()) + "\n").encode())
+                try:
+                    reply = self.handle(line.decode().strip())
+                except PowerCut:
+                    continue  # the board is dead: no reply
+                c.sendall((reply + "\n").encode())
             self._check_wdt()
         for c in conns:
             c.close()
@@ -433,6 +445,17 @@ class Control:
             except ProcessLookupError:
                 pass
 
+    def _cut(self, flash, step: str, addr: int, data: bytes) -> None:
+        want = self.board.cut_power_at
+        if want == "otadata-torn" and step == "otadata-write":
+            flash.write(addr, data[: len(data) // 2])
+        elif want != step:
+            return
+        self.board.cut_power_at = None
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        raise PowerCut(step)
+
     def handle(self, line: str) -> str:
         cmd, _, arg = line.partition(" ")
         flash = self.board.flash
@@ -440,7 +463,11 @@ class Control:
             if cmd == "BOOT":
                 return flash.boot_partition().label
             if cmd == "SETBOOT":
-                flash.set_boot(flash.part(arg))
+                flash.before_op = self._cut if self.board.cut_power_at else None
+                try:
+                    flash.set_boot(flash.part(arg))
+                finally:
+                    flash.before_op = None
                 return "OK"
             if cmd == "VALID":
                 flash.mark_valid(self.board.running)

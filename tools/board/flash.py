@@ -104,14 +104,15 @@ class Flash:
     def write_otadata(self, sector: int, seq: int, state: int) -> None:
         p = self.otadata_part()
         addr = p.offset + sector * SECTOR
+        entry = layout.pack_entry(seq, state)
         self._step("otadata-erase")
         self.erase(addr, SECTOR)
-        self._step("otadata-write")
-        self.write(addr, layout.pack_entry(seq, state))
+        self._step("otadata-write", addr, entry)
+        self.write(addr, entry)
 
-    def _step(self, name: str) -> None:
+    def _step(self, name: str, addr: int = 0, data: bytes = b"") -> None:
         if self.before_op is not None:
-            self.before_op(name)
+            self.before_op(self, name, addr, data)
 
     # images ----------------------------------------------------------------
     def image_problem(self, p: Part) -> str | None:
