@@ -422,16 +422,18 @@ class Control:
                     sel.register(c, selectors.EVENT_READ)
                     continue
                 c = key.fileobj
-                line = files[c].readline()
-                if not line:
-                    sel.unregister(c)
-                    c.close()
-                    continue
                 try:
-                    reply = self.handle(line.decode().strip())
+                    line = files[c].readline()
+                    if line:
+                        reply = self.handle(line.decode().strip())
+                        c.sendall((reply + "\n").encode())
+                        continue
                 except PowerCut:
                     continue  # the board is dead: no reply
-                c.sendall((reply + "\n").encode())
+                except OSError:
+                    pass  # the board went away (power cut, reset) mid-request
+                sel.unregister(c)
+                c.close()
             self._check_wdt()
         for c in conns:
             c.close()
