@@ -4,18 +4,15 @@ pending verification, boot.py confirms it after its health check (or rolls back)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import install_agent, run_json
+from conftest import install_agent, mpremote, run_json
 
 from tools.board.serial import SerialBoard
 from tools.server.core import UpdateServer
 
 ROOT = Path(__file__).resolve().parent.parent
-MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 
 
 @pytest.fixture
@@ -100,14 +97,6 @@ def test_update_by_name_and_choices(deployed, server, image_v2):
         deployed, "import acupdate.repl as r, json\nprint(json.dumps(r.update('beta.bin')))\n"
     )
     assert got == 4 and "Update successful: beta.bin" in res.output
-
-
-def mpremote(sb, *args, timeout=60):
-    res = subprocess.run(
-        [MPREMOTE, "connect", sb.device, *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert res.returncode == 0, f"mpremote {args}: {res.stdout}{res.stderr}"
-    return res.stdout
 
 
 def test_repl_flow_through_mpremote(deployed):

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import mpremote
 
 from tools.board.serial import SerialBoard, cook
-
-MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 
 
 @pytest.fixture
@@ -21,14 +16,6 @@ def serial(board):
         assert sb.wait_boots(1)
         sb.log = log
         yield sb
-
-
-def mpremote(sb, *args, timeout=60):
-    res = subprocess.run(
-        [MPREMOTE, "connect", sb.device, *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert res.returncode == 0, f"mpremote {args} failed: {res.stdout}{res.stderr}"
-    return res.stdout
 
 
 def test_mpremote_copies_a_file_runs_code_that_reads_it_and_lists(serial, tmp_path, board):

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import mpremote
 
 from tools.board.serial import SerialBoard
 from tools.demo.__main__ import SerialLog
@@ -19,7 +20,6 @@ from tools.deploy.core import Plan, check_board
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "device" / "acupdate"
 MODULES = sorted(p.stem for p in PKG.glob("*.py"))
-MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 WIFI = ["--wifi-ssid", "acupdate-lab", "--wifi-key", "otapass123"]
 
 
@@ -30,14 +30,6 @@ def serial(board):
         assert sb.wait_boots(1)
         sb.log = log
         yield sb
-
-
-def mpremote(sb, *args, timeout=60):
-    res = subprocess.run(
-        [MPREMOTE, "connect", sb.device, *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert res.returncode == 0, f"mpremote {args} failed: {res.stdout}{res.stderr}"
-    return res.stdout
 
 
 def deploy(sb, tmp_path, *args):
