@@ -1,0 +1,164 @@
+# acupdate.webupload: POST /update, a browser's multipart/form-data upload (file field
+# `firmware`, optional field `md5`) streamed into the next OTA slot as it arrives.
+# The file's first bytes go through imagecheck.check (magic, app descriptor, chip, size)
+# before a Writer exists, so a refused file writes nothing. Then blocks go to flash as
+# they complete and the image header last (ota.Writer); the MD5 is computed here, compared
+# with the form's when it gives one, then the slot is read back and set to boot.
+import gc
+import hashlib
+
+from micropython import const
+
+from . import web
+
+HEAD = const(256)  # first bytes kept for the checks and the app descriptor
+
+
+async def post(src, w, head):
+    """POST /update: refuse (409, 411, 413) or install the upload; answer the result."""
+    n = src.length
+    if web.busy() or n <= 0 or n > web.DRAIN_MAX:
+        code = 409 if web.busy() else 411 if n <= 0 else 413
+        return await web.page("refuse", src, w, head, code)
+    st = web.st
+    web.begin("upload", "")
+    if head[4]:
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await w.drain()
+    code = b"200 OK"
+    try:
+        await receive(src, st, head[2])
+    except Exception as e:  # MemoryError too: the page must say what happened
+        web.fail(web.msg(e))
+        code = b"400 Bad Request" if isinstance(e, ValueError) else b"500 Internal Server Error"
+        if st.error.startswith("Not Enough space"):
+            code = b"413 Payload Too Large"
+    finally:
+        st.busy = False
+        web.drop("multipart", "ota", clear=True)  # the transfer's code leaves the heap
+    print("acupdate web: upload %s: %s" % (st.status, st.text))
+    try:
+        await web.drain(src)
+    except OSError:
+        return  # the browser is gone: nobody to answer
+    await web.page("result", src, w, head, code)
+
+
+async def receive(src, st, ctype):
+    """Read the whole form from `src`, install its image; progress and result in `st`."""
+    import binascii
+
+    from . import multipart
+
+    mp = multipart.Multipart(src, multipart.boundary(ctype))
+    want = ""
+    img = None
+    while True:
+        part = await mp.next()
+        if part is None:
+            break
+        if part[0] == "md5":
+            want = await _field(mp, 40)
+            if want and (len(want) != 32 or want.strip("0123456789abcdefABCDEF")):
+                raise ValueError("the MD5 field %r is not 32 hex digits" % want)
+        elif part[0] == "firmware":
+            if img is not None:
+                raise ValueError("the form has two 'firmware' files: send one")
+            st.name = part[1] or "firmware"
+            img = await _image(mp, src, st)
+    if img is None:
+        raise ValueError("the form has no file field 'firmware': nothing was written")
+    w, h, version, label = img
+    got = binascii.hexlify(h.digest()).decode()
+    if want and want.lower() != got:
+        raise ValueError(
+            "MD5 mismatch: the file received has MD5 %s, the form gives %s; the image was "
+            "not activated" % (got, want.lower())
+        )
+    w.finish(got)
+    st.status = "SUCCESS"
+    st.amount = st.size = w.done
+    st.text = "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (
+        st.name,
+        w.done,
+        got,
+        version or "(blank)",
+        label,
+    )
+
+
+async def _field(mp, limit):
+    out = b""
+    while True:
+        c = await mp.data()
+        if not len(c):
+            return out.decode().strip()
+        if len(out) + len(c) > limit:
+            raise ValueError("a form field is longer than %d bytes" % limit)
+        out += bytes(c)
+
+
+def _slot():
+    # (the slot to write, the running image's header): slots is dropped on return.
+    from . import slots
+
+    try:
+        run = bytearray(24)
+        slots.running().readblocks(0, run)
+        return slots.target(), run
+    finally:
+        web.drop("slots")
+
+
+def _check(first, size, target, run):
+    # Before a byte is written: the version, or ValueError (imagecheck.check: magic, app
+    # descriptor, chip, size). imagecheck is dropped on return.
+    from . import imagecheck
+
+    try:
+        imagecheck.check(first, imagecheck.chip_id(run), size, target.info()[3])
+        return imagecheck.app_desc(first)[0] if len(first) >= 176 else ""
+    finally:
+        web.drop("imagecheck")
+
+
+async def _image(mp, src, st):
+    # (Writer, MD5 of the file, its version, slot label): the file part written to flash.
+    target, run = _slot()
+    head = bytearray(HEAD)
+    mvh = memoryview(head)
+    # At most this many file bytes can come: the rest of the body less "\r\n--boundary--".
+    bound = src.left + (src.n - src.p) - len(mp.d) - 2
+    st.size = bound
+    st.status = "PROGRESS"
+    h = hashlib.md5()
+    got = 0
+    w = None
+    while True:
+        c = await mp.data()
+        end = not len(c)
+        if w is None:
+            t = min(len(c), HEAD - got)
+            if t:
+                head[got : got + t] = c[:t]
+                got += t
+            if got < HEAD and not end:
+                continue
+            if not got:
+                raise ValueError("the file is empty: choose the firmware .bin")
+            version = _check(mvh[:got], bound, target, run)
+            gc.collect()
+            from . import ota
+
+            w = ota.Writer(target, bound, web.block)
+            w.write(mvh[:got])
+            h.update(mvh[:got])
+            c = c[t:]
+        if len(c):
+            w.write(c)
+            h.update(c)
+        st.amount = w.done
+        if end:
+            break
+    w.size = w.done  # now known exactly: the part has ended
+    return w, h, version, target.info()[4]

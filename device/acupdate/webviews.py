@@ -1,0 +1,59 @@
+# acupdate.webviews: the home page (running slot and version) and the upload form, whose
+# script posts the form and feeds the progress bar while the board writes the image.
+from . import web, webbar, webpage
+
+_UPLOAD_JS = (
+    b"document.getElementById('f').onsubmit=function(e){e.preventDefault();var x=new "
+    b"XMLHttpRequest(),T;B.hidden=false;S.textContent='Uploading';this.querySelector('button')"
+    b".disabled=true;x.open('POST','/update');x.onload=function(){clearInterval(T);put("
+    b"x.responseText)};x.onerror=function(){clearInterval(T);S.textContent='The connection "
+    b"to the board was lost: the upload did not finish.'};x.send(new FormData(this));"
+    b"T=setInterval(function(){poll().catch(function(){})},250)}</script>"
+)
+
+
+async def home(src, w, head):
+    import esp32
+
+    from . import imagecheck
+
+    run = esp32.Partition(esp32.Partition.RUNNING)
+    buf = bytearray(256)
+    run.readblocks(0, buf)
+    try:
+        version = imagecheck.app_desc(buf)[0] or "(blank)"
+    except ValueError:
+        version = "(no app descriptor)"
+    esc = webpage.esc
+    await web.send(
+        w,
+        webpage.OK,
+        webpage.page(
+            "Firmware update",
+            b"<p>Running: <b>",
+            esc(run.info()[4]),
+            b"</b>, version <b>",
+            esc(version),
+            b'</b></p><ul><li><a href="/_ac/update">UPDATE</a>: install an image from the '
+            b'update server</li><li><a href="/update">Upload</a>: send a .bin file from this '
+            b"computer</li></ul>",
+        ),
+    )
+
+
+async def form(src, w, head):
+    await web.send(
+        w,
+        webpage.OK,
+        webpage.page(
+            "Upload firmware",
+            b'<form id="f" method="POST" action="/update" enctype="multipart/form-data">'
+            b'<p><label>MD5 of the file (optional)<br><input name="md5" size="34" '
+            b'maxlength="32" pattern="[0-9a-fA-F]{32}"></label></p><p><label>Firmware image '
+            b'(.bin, the app only)<br><input type="file" name="firmware" accept=".bin" '
+            b"required></label></p><p><button>Update</button></p></form>",
+            webbar.BAR.replace(b'value="0">', b'value="0" hidden>'),
+            webbar.JS,
+            _UPLOAD_JS,
+        ),
+    )
