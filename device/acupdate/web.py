@@ -89,6 +89,27 @@ def busy():
     return st.busy or st.status == "SUCCESS"
 
 
+async def conflict(src, w, head):
+    """409 for a second update: a bare page (no page module: the heap is the running
+    update's) whose <div id=res> the upload page's script shows."""
+    if not head[4]:
+        await drain(src)
+    if st.status == "SUCCESS":
+        why = "An update was installed: the board is restarting. Wait for it to come back."
+    else:
+        why = "Another update is running (%s of %s: %d of %d bytes). Try again when it ends." % (
+            st.kind,
+            st.name or "an image",
+            st.amount,
+            st.size,
+        )
+    await send(
+        w,
+        b"409 Conflict",
+        (b'<!DOCTYPE html><title>Update running</title><div id="res"><p>', why.encode(), b"</p>"),
+    )
+
+
 def drop(*names, clear=False):
     """Forget acupdate submodules: their code leaves the heap at the next collection. With
     clear, their dicts are emptied too (a stale pointer to one of their functions then

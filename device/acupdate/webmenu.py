@@ -99,8 +99,10 @@ async def catalog(src, w, head):
 
 
 async def install(src, w, head):
-    if web.busy() or src.length > 512:
-        return await web.page("refuse", src, w, head, 409 if web.busy() else 413)
+    if web.busy():
+        return await web.conflict(src, w, head)
+    if src.length > 512:
+        return await web.page("refuse", src, w, head, 413)
     while src.n - src.p < src.length:
         if not await src.fill():
             raise ValueError("the form ends early")

@@ -38,23 +38,10 @@ def page(title, *body):
     return (_HEAD, t, _STYLE, t, b"</h1>") + body + (b"</body></html>",)
 
 
-def busy():
-    """Why no other update can start now."""
-    st = web.st
-    if st.status == "SUCCESS":
-        return "An update was installed: the board is restarting. Wait for it to come back."
-    return "Another update is running (%s %s: %d of %d bytes). Try again when it ends." % (
-        "upload of" if st.kind == "upload" else "install of",
-        st.name or "an image",
-        st.amount,
-        st.size,
-    )
-
-
 async def refuse(src, w, head, code):
-    """401 (wrong or no credentials), 404, 405, 409 (an update runs), 411 (no length) or
-    413 (too large). The body is read first (unless the client waits for "100 Continue"
-    or it is too large), so that the browser gets the answer."""
+    """401 (wrong or no credentials), 404, 405, 411 (no length) or 413 (too large). The
+    body is read first (unless the client waits for "100 Continue" or it is too large),
+    so that the browser gets the answer."""
     if not head[4]:
         await web.drain(src)
     path = head[1].decode()
@@ -69,8 +56,6 @@ async def refuse(src, w, head, code):
     elif code == 405:
         how = "POST" if path.endswith("_act") else "GET"
         await message(w, b"405 Method Not Allowed", "Method not allowed", path + " takes " + how)
-    elif code == 409:
-        await message(w, b"409 Conflict", "Update running", busy())
     elif code == 411:
         await message(w, b"411 Length Required", "No length", "The upload has no Content-Length.")
     elif code == 413:
@@ -98,7 +83,9 @@ async def result(src, w, head, code=OK):
     once the page is sent."""
     st = web.st
     if st.busy:
-        return await message(w, code, "Update running", busy())
+        return await message(
+            w, code, "Update running", "%s: %d of %d bytes so far" % (st.name, st.amount, st.size)
+        )
     if st.status == "IDLE":
         return await message(w, code, "No update", "No update has run since the start.")
     ok = st.status == "SUCCESS"

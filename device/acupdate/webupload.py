@@ -12,16 +12,20 @@ from micropython import const
 from . import web
 
 HEAD = const(256)  # first bytes kept for the checks and the app descriptor
+_too_large = False  # the last refusal was for the image's size (413)
 
 
 async def post(src, w, head):
     """POST /update: refuse (409, 411, 413) or install the upload; answer the result."""
+    global _too_large
     n = src.length
-    if web.busy() or n <= 0 or n > web.DRAIN_MAX:
-        code = 409 if web.busy() else 411 if n <= 0 else 413
-        return await web.page("refuse", src, w, head, code)
+    if web.busy():
+        return await web.conflict(src, w, head)
+    if n <= 0 or n > web.DRAIN_MAX:
+        return await web.page("refuse", src, w, head, 411 if n <= 0 else 413)
     st = web.st
     web.begin("upload", "")
+    _too_large = False
     if head[4]:
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await w.drain()
@@ -31,7 +35,7 @@ async def post(src, w, head):
     except Exception as e:  # MemoryError too: the page must say what happened
         web.fail(web.msg(e))
         code = b"400 Bad Request" if isinstance(e, ValueError) else b"500 Internal Server Error"
-        if st.error.startswith("Not Enough space"):
+        if _too_large:
             code = b"413 Payload Too Large"
     finally:
         st.busy = False
@@ -112,11 +116,15 @@ def _slot():
 
 def _check(first, size, target, run):
     # Before a byte is written: the version, or ValueError (imagecheck.check: magic, app
-    # descriptor, chip, size). imagecheck is dropped on return.
+    # descriptor, chip; then the size). imagecheck is dropped on return.
+    global _too_large
     from . import imagecheck
 
     try:
-        imagecheck.check(first, imagecheck.chip_id(run), size, target.info()[3])
+        chip = imagecheck.chip_id(run)
+        imagecheck.check(first, chip)
+        _too_large = size > target.info()[3]
+        imagecheck.check(first, chip, size, target.info()[3])
         return imagecheck.app_desc(first)[0] if len(first) >= 176 else ""
     finally:
         web.drop("imagecheck")
