@@ -2,7 +2,14 @@
 # Status values, callbacks and error texts follow AutoConnectUpdate and the Arduino
 # HTTPUpdate client (see the wire protocol); the image is checked before a byte is
 # written and streamed into the inactive OTA slot by acupdate.ota.
+# Memory: the Updater's one 4096-byte buffer serves every phase (reply heads in its last
+# 1026 bytes, the catalog scan in its first 1024, the running image's MD5, the image
+# blocks). Each phase imports what it needs and unloads it when it ends (the catalog;
+# slots once the target is known, imagecheck after the first block, ota after the update),
+# unless it was loaded before: catalog() and update() leave the module set as they found it.
 from micropython import const
+
+from . import http, loaded, unload
 
 RESET = const(0)
 IDLE = const(1)
@@ -13,11 +20,24 @@ NOAVAIL = const(5)
 FAIL = const(6)
 NAMES = ("RESET", "IDLE", "START", "PROGRESS", "SUCCESS", "NOAVAIL", "FAIL")
 _HTTP_ERRORS = {401: "Unauthorized (401)", 403: "Forbidden (403)", 404: "File Not Found (404)"}
+_BLOCK = const(4096)
+_HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
 _BLINK = const(8)  # LED toggles every 8 blocks (32 KiB)
-
-
-def _mac(b):
-    return ":".join("%02X" % x for x in b)
+# The ESP32 HTTPUpdate client's request headers (Host and Connection come from http).
+_NAMES = (
+    "User-Agent",
+    "Cache-Control",
+    "x-ESP32-STA-MAC",
+    "x-ESP32-AP-MAC",
+    "x-ESP32-free-space",
+    "x-ESP32-sketch-size",
+    "x-ESP32-sketch-md5",
+    "x-ESP32-chip-size",
+    "x-ESP32-sdk-version",
+    "x-ESP32-mode",
+    "x-ESP32-version",  # left out when the running image has no version
+)
+_MAC = "%02X:%02X:%02X:%02X:%02X:%02X"
 
 
 class Updater:
@@ -30,37 +50,47 @@ class Updater:
         self.cfg = cfg
         self.status = IDLE
         self.error = ""
-        self.buf = bytearray(4096)
+        self.buf = bytearray(_BLOCK)
         self.on_start = self.on_progress = self.on_end = self.on_error = None
 
     def catalog(self):
         """The server's bin entries: [(name, date, time, size)]."""
+        before = loaded()
         from . import catalog
 
-        return catalog.fetch(self.cfg)
+        mv = memoryview(self.buf)
+        try:
+            return catalog.fetch(self.cfg, mv[: catalog.BUF], mv[_HEAD:])
+        finally:
+            unload(before)
 
     def headers(self, target):
-        """The ESP32 HTTPUpdate request headers, with this board's real values."""
+        """(the running image's chip id, the ESP32 HTTPUpdate request headers: (name,
+        value) pairs with this board's real values)."""
         import esp
+        import esp32
         import network
 
-        from . import slots
+        from . import imagecheck
 
-        cid, size, md5, desc = slots.image_facts(slots.running(), self.buf)
-        h = [
-            ("User-Agent", "ESP32-http-Update"),
-            ("Cache-Control", "no-cache"),
-            ("x-ESP32-STA-MAC", _mac(network.WLAN(network.STA_IF).config("mac"))),
-            ("x-ESP32-AP-MAC", _mac(network.WLAN(network.AP_IF).config("mac"))),
-            ("x-ESP32-free-space", target.info()[3]),
-            ("x-ESP32-sketch-size", size),
-            ("x-ESP32-sketch-md5", md5),
-            ("x-ESP32-chip-size", esp.flash_size()),
-            ("x-ESP32-sdk-version", desc[4] or "unknown"),
-            ("x-ESP32-mode", "sketch"),
-        ]
-        if desc[0]:
-            h.append(("x-ESP32-version", desc[0]))
+        run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
+        cid, size, md5, desc = imagecheck.facts(run, self.buf)
+        values = (
+            "ESP32-http-Update",
+            "no-cache",
+            _MAC % tuple(network.WLAN(network.STA_IF).config("mac")),
+            _MAC % tuple(network.WLAN(network.AP_IF).config("mac")),
+            target.info()[3],
+            size,
+            md5,
+            esp.flash_size(),
+            desc[4] or "unknown",
+            "sketch",
+            desc[0],
+        )
+        h = list(zip(_NAMES, values))  # noqa: B905 (MicroPython's zip has no strict=)
+        if not desc[0]:
+            h.pop()
         return cid, h
 
     def update(self, name):
@@ -69,10 +99,17 @@ class Updater:
         self.error = ""
         if self.on_start:
             self.on_start()
+        before = loaded()
         try:
-            md5 = self._update(name)
+            md5 = self._update(name, before)
         except (OSError, ValueError) as e:
-            return self._fail(e)
+            self.status = FAIL
+            self.error = str(e.args[0]) if e.args else type(e).__name__
+            if self.on_error:
+                self.on_error(self.error)
+            return FAIL
+        finally:
+            unload(before)
         if md5 is None:
             self.status = NOAVAIL
             return NOAVAIL
@@ -81,22 +118,16 @@ class Updater:
             self.on_end(md5)
         return SUCCESS
 
-    def _fail(self, e):
-        self.status = FAIL
-        self.error = str(e.args[0]) if e.args else type(e).__name__
-        if isinstance(self.error, int):
-            self.error = "error %d" % self.error
-        if self.on_error:
-            self.on_error(self.error)
-        return FAIL
-
-    def _update(self, name):
-        from . import http, imagecheck, ota, slots
-
+    def _update(self, name, before):
         cfg = self.cfg
-        target = slots.target()
+        target = self._target()
+        unload(before)  # slots is done
         cid, hdrs = self.headers(target)
-        r = http.request(cfg.host, cfg.port, cfg.image_target(name), hdrs, cfg.timeout)
+        mv = memoryview(self.buf)
+        r = http.request(
+            cfg.host, cfg.port, cfg.image_target(name), hdrs, cfg.timeout, buf=mv[_HEAD:]
+        )
+        hdrs = None
         try:
             if r.status == 304:
                 return None
@@ -106,49 +137,50 @@ class Updater:
             if size <= 0:
                 raise OSError("Server Did Not Report Size")
             md5 = r.headers.get("x-md5", "")
-            if len(md5) != 32 or not _is_hex(md5):
+            if len(md5) != 32 or md5.strip("0123456789abcdefABCDEF"):
                 raise ValueError("Bad x-MD5 header %r: expected 32 hex digits" % md5[:40])
-            space = target.info()[3]
-            w = ota.Writer(target, size, self.buf)
-            first = w.room()
-            n = r.readinto(first)
-            imagecheck.check(first[:n], cid, size, space)
+            n = r.readinto(mv if size >= _BLOCK else mv[:size])
+            self._check(mv[:n], cid, size, target.info()[3])
+            unload(before)  # imagecheck is done
+            from . import ota
+
+            w = ota.Writer(target, size, self.buf)  # block 0's first n bytes are in buf
             self._pump(r, w, n)
             return w.finish(md5)
         finally:
             r.close()
 
+    # slots and imagecheck are used only from these (and headers), so that their functions
+    # stay out of _update's frame (a stale slot there would keep their code alive).
+    def _target(self):
+        from . import slots
+
+        return slots.target()
+
+    def _check(self, first, cid, size, space):
+        from . import imagecheck
+
+        imagecheck.check(first, cid, size, space)
+
     def _pump(self, r, w, n):
-        led = self._led()
-        size = w.size
-        blk = 0
+        # The transfer: nothing is allocated per block (room() is the whole buffer's view).
+        cfg = self.cfg
+        led = None
+        if cfg.led is not None:
+            import machine
+
+            led = machine.Pin(cfg.led, machine.Pin.OUT, value=cfg.led_on)
         while True:
             w.commit(n)
             self.status = PROGRESS
             if self.on_progress:
-                self.on_progress(w.done, size)
-            if w.done >= size:
+                self.on_progress(w.done, w.size)
+            if w.done >= w.size:
                 break
-            if led and w.fill == 0:
-                blk += 1
-                if blk % _BLINK == 0:
-                    led.value(not led.value())
+            if led and not w.fill and not w.blk % _BLINK:
+                led.value(not led.value())
             n = r.readinto(w.room())
             if not n:
                 break
         if led:
-            led.value(not self.cfg.led_on)
-
-    def _led(self):
-        if self.cfg.led is None:
-            return None
-        import machine
-
-        return machine.Pin(self.cfg.led, machine.Pin.OUT, value=self.cfg.led_on)
-
-
-def _is_hex(s):
-    for c in s:
-        if c not in "0123456789abcdefABCDEF":
-            return False
-    return True
+            led.value(not cfg.led_on)

@@ -6,10 +6,6 @@
 from micropython import const
 
 BUF = const(1024)  # default buffer: also the largest catalog entry accepted
-NAME = const(0)
-DATE = const(1)
-TIME = const(2)
-SIZE = const(3)
 
 _WS = b" \t\r\n"
 _DELIM = b' \t\r\n,:[]{}"'
@@ -152,85 +148,71 @@ class _Scan:
         raise _bad("entry %d: unexpected %r at byte %d" % (index, chr(c), self.seen + p - 1))
 
 
-def objects(readinto, buf):
-    """Yield each element of a JSON array of objects as a memoryview of its bytes.
+def parse(readinto, buf=None):
+    """Bin entries of a catalog body: a list of (name, date, time, size) tuples.
 
     `readinto(mv)` fills mv from the body (fewer bytes only at its end); `buf` bounds an
-    element's size. Anything but an array of objects raises ValueError."""
-    sc = _Scan(readinto, buf)
+    entry's size. Anything but a JSON array of objects raises ValueError."""
+    import json
+
+    sc = _Scan(readinto, buf or bytearray(BUF))
     c = sc.skip_ws()
     if c == -1:
         raise _bad("empty body")
     if c != 91:  # [
         raise _bad("not a JSON array (starts with %r)" % chr(c))
     sc.p += 1
-    index = 0
+    out = []
+    i = 0  # entries so far
     while True:
         c = sc.skip_ws()
-        if c == 93 and not index:  # ] of an empty array
+        if c == 93 and not i:  # ] of an empty array
             sc.p += 1
             break
         if c == -1:
-            raise _bad("body ends inside the array after %d entries" % index)
+            raise _bad("body ends inside the array after %d entries" % i)
         if c != 123:  # {
-            raise _bad("element %d is not an object (starts with %r)" % (index, chr(c)))
-        s, e = sc.element(index)
-        yield sc.mv[s:e]
-        index += 1
+            raise _bad("element %d is not an object (starts with %r)" % (i, chr(c)))
+        s, e = sc.element(i)
+        try:
+            o = json.loads(sc.mv[s:e])
+        except ValueError:
+            raise _bad("entry %d is not valid JSON: %r" % (i, bytes(sc.mv[s : min(e, s + 60)])))
+        name = o.get("name")
+        if not isinstance(name, str) or not name:
+            raise _bad("entry %d has no name" % i)
+        kind = o.get("type")
+        if isinstance(kind, str) and kind.lower() == "bin":
+            size = o.get("size", 0)
+            if not isinstance(size, int) or size < 0:
+                raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
+            d, t = o.get("date"), o.get("time")
+            out.append((name, "" if d is None else str(d), "" if t is None else str(t), size))
+        o = None
+        i += 1
         c = sc.skip_ws()
         sc.p += 1
         if c == 93:
             break
         if c != 44:  # ,
-            at = sc.seen + sc.p - 1
             if c == -1:
-                raise _bad("body ends inside the array after %d entries" % index)
+                raise _bad("body ends inside the array after %d entries" % i)
             raise _bad(
-                "expected ',' or ']' after entry %d at byte %d, got %r" % (index, at, chr(c))
+                "expected ',' or ']' after entry %d at byte %d, got %r"
+                % (i, sc.seen + sc.p - 1, chr(c))
             )
     if sc.skip_ws() != -1:
         raise _bad("data after the array at byte %d" % (sc.seen + sc.p))
-
-
-def parse(readinto, buf=None):
-    """Bin entries of a catalog body: a list of (name, date, time, size) tuples."""
-    import json
-
-    if buf is None:
-        buf = bytearray(BUF)
-    out = []
-    i = 0
-    for span in objects(readinto, buf):
-        try:
-            o = json.loads(span)
-        except ValueError:
-            raise _bad("entry %d is not valid JSON: %r" % (i, bytes(span[:60])))
-        name = o.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad("entry %d has no name" % i)
-        t = o.get("type")
-        if isinstance(t, str) and t.lower() == "bin":
-            size = o.get("size", 0)
-            if not isinstance(size, int) or size < 0:
-                raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
-            out.append((name, _text(o.get("date")), _text(o.get("time")), size))
-        o = None
-        i += 1
     return out
 
 
-def _text(v):
-    if v is None:
-        return ""
-    return v if isinstance(v, str) else str(v)
-
-
-def fetch(cfg, buf=None):
+def fetch(cfg, buf=None, head=None):
     """Query the server in Config `cfg`; returns parse()'s list. OSError if unreachable or
-    not 200 ('Update server responds (404)'), ValueError for a bad body."""
+    not 200 ('Update server responds (404)'), ValueError for a bad body. `buf`: parse()'s
+    buffer; `head`: the reply head's (see http.request)."""
     from . import http
 
-    r = http.request(cfg.host, cfg.port, cfg.catalog_target(), (), cfg.timeout)
+    r = http.request(cfg.host, cfg.port, cfg.catalog_target(), (), cfg.timeout, buf=head)
     try:
         if r.status != 200:
             raise OSError("Update server responds (%d)" % r.status)

@@ -3,34 +3,20 @@
 # request timeout, LED pin and its active level, reboot after success.
 from micropython import const
 
-PORT = const(8000)
-TIMEOUT = 8  # seconds, for connect and for each socket read
-_HEX = b"0123456789ABCDEF"
+_PORT = const(8000)
+_TIMEOUT = const(8)  # seconds, for connect and for each socket read
+_KNOWN = ("host", "port", "path", "timeout", "led", "led_on", "reboot", "url")
 
 
 def quote(s, safe="/"):
     """Percent-encode `s` (UTF-8) for a URL; letters, digits, '-._~' and `safe` stay."""
-    b = s.encode()
     keep = b"-._~" + safe.encode()
-    out = None
-    for _ in (0, 1):  # count the bytes to escape, then fill a bytearray of exact size
-        i = 0
-        for c in b:
-            if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in keep:
-                if out:
-                    out[i] = c
-                i += 1
-            elif out:
-                out[i] = 37  # '%'
-                out[i + 1] = _HEX[c >> 4]
-                out[i + 2] = _HEX[c & 15]
-                i += 3
-            else:
-                i += 3
-        if i == len(b):
-            return s
-        if out is None:
-            out = bytearray(i)
+    out = bytearray()
+    for c in s.encode():
+        if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in keep:
+            out.append(c)
+        else:
+            out += b"%%%02X" % c
     return out.decode()
 
 
@@ -38,33 +24,27 @@ def parse_url(url):
     """'http://host[:port][/path]' -> (host, port, path); path '.' when absent."""
     if not isinstance(url, str):
         raise ValueError("update server URL must be a string, got %r" % (url,))
-    i = url.find("://")
-    if i < 0:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         raise ValueError("update server URL %r has no scheme: use http://host:port/path" % url)
-    scheme = url[:i].lower()
-    if scheme != "http":
+    if scheme.lower() != "http":
         raise ValueError("update server URL %r: only http:// is supported" % url)
-    rest = url[i + 3 :]
-    j = rest.find("/")
-    hostport = rest if j < 0 else rest[:j]
-    path = "." if j < 0 else rest[j:]
+    host, slash, path = rest.partition("/")
     if "?" in path or "#" in path:
         raise ValueError("update server URL %r: a query or fragment is not allowed" % url)
-    port = PORT
-    k = hostport.rfind(":")
-    if k >= 0 and "]" not in hostport[k:]:
+    port = _PORT
+    i = host.rfind(":")
+    if i >= 0 and "]" not in host[i:]:
         try:
-            port = int(hostport[k + 1 :])
+            port = int(host[i + 1 :])
         except ValueError:
-            raise ValueError(
-                "update server URL %r: port %r is not a number" % (url, hostport[k + 1 :])
-            )
-        hostport = hostport[:k]
-    if hostport.startswith("[") and hostport.endswith("]"):
-        hostport = hostport[1:-1]
-    if not hostport:
+            raise ValueError("update server URL %r: port %r is not a number" % (url, host[i + 1 :]))
+        host = host[:i]
+    if host[:1] == "[" and host[-1:] == "]":
+        host = host[1:-1]
+    if not host:
         raise ValueError("update server URL %r has no host" % url)
-    return hostport, port, path
+    return host, port, slash + path or "."
 
 
 def norm_path(path):
@@ -88,9 +68,9 @@ class Config:
     def __init__(
         self,
         host=None,
-        port=PORT,
+        port=_PORT,
         path=".",
-        timeout=TIMEOUT,
+        timeout=_TIMEOUT,
         led=None,
         led_on=1,
         reboot=True,
@@ -119,28 +99,24 @@ class Config:
     @classmethod
     def from_dict(cls, d):
         """Build from a dict (e.g. a JSON config file); unknown keys are an error."""
-        known = ("host", "port", "path", "timeout", "led", "led_on", "reboot", "url")
         for k in d:
-            if k not in known:
-                raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(known)))
+            if k not in _KNOWN:
+                raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(_KNOWN)))
         return cls(**d)
 
     def url(self):
-        if self.path == ".":
-            return "http://%s:%d/" % (self.host, self.port)
-        return "http://%s:%d/%s" % (self.host, self.port, self.path)
+        return "http://%s:%d/%s" % (self.host, self.port, "" if self.path == "." else self.path)
 
     def catalog_target(self):
         """Request target of the catalog query."""
-        return "/_catalog?op=list&path=" + quote(self.path, "/")
+        return "/_catalog?op=list&path=" + quote(self.path)
 
     def image_target(self, name):
         """Request target of image `name`: /<name>, or /<path>/<name> when path is not '.'."""
         if not isinstance(name, str) or not name:
             raise ValueError("image name is missing, got %r" % (name,))
-        if self.path == ".":
-            return "/" + quote(name, "")
-        return "/" + quote(self.path, "/") + "/" + quote(name, "")
+        folder = "" if self.path == "." else "/" + quote(self.path)
+        return folder + "/" + quote(name, "")
 
     def __repr__(self):
         return "Config(url=%r, timeout=%r, led=%r, led_on=%r, reboot=%r)" % (

@@ -7,36 +7,46 @@
 # written, last, into block 0 without an erase (4 arguments: 0xFF AND x = x). The
 # partition is then read back and hashed again; only then set_boot(). The running
 # partition is never written.
+import binascii
 import hashlib
 
 from micropython import const
 
-BLOCK = const(4096)
-HOLD = const(16)
+_BLOCK = const(4096)
+_HOLD = const(16)
 
 
-def _hex(digest):
-    import binascii
-
-    return binascii.hexlify(digest).decode()
+def md5hex(part, size, buf):
+    """Hex MD5 of the first `size` bytes of Partition `part`, read through the 4096-byte
+    `buf`."""
+    h = hashlib.md5()
+    mv = memoryview(buf)
+    blk = 0
+    while size > 0:
+        part.readblocks(blk, buf)
+        h.update(mv if size >= _BLOCK else mv[:size])
+        size -= _BLOCK
+        blk += 1
+    return binascii.hexlify(h.digest()).decode()
 
 
 class Writer:
-    """Write `size` bytes into Partition `part`, fed in any chunk sizes by write().
+    """Write `size` bytes into Partition `part`: fed in any chunk sizes by write(), or
+    read straight into room() and then commit()ed.
 
     `buf` is the caller's one preallocated 4096-byte bytearray."""
 
     def __init__(self, part, size, buf):
-        if len(buf) != BLOCK:
-            raise ValueError("block buffer is %d bytes, expected %d" % (len(buf), BLOCK))
-        space = part.ioctl(4, None) * BLOCK
+        if len(buf) != _BLOCK:
+            raise ValueError("block buffer is %d bytes, expected %d" % (len(buf), _BLOCK))
+        space = part.ioctl(4, None) * _BLOCK
         if size > space:
             raise ValueError("Not Enough space: image %d bytes, partition %d" % (size, space))
         self.part = part
         self.size = size
         self.buf = buf
         self.mv = memoryview(buf)
-        self.head = bytearray(HOLD)
+        self.head = bytearray(_HOLD)
         self.md5 = hashlib.md5()
         self.done = 0  # bytes received
         self.fill = 0  # bytes in buf for the current block
@@ -47,53 +57,55 @@ class Writer:
         n = len(data)
         if self.done + n > self.size:
             raise ValueError("server sent more than %d bytes" % self.size)
-        self.md5.update(data)
         src = memoryview(data)
         i = 0
         while i < n:
-            k = min(n - i, BLOCK - self.fill)
+            k = min(n - i, _BLOCK - self.fill)
             self.mv[self.fill : self.fill + k] = src[i : i + k]
-            self.fill += k
+            self.commit(k)
             i += k
-            if self.fill == BLOCK:
-                self._flush()
-        self.done += n
 
     def room(self):
-        """Where the next bytes can be read straight into the block buffer (no copy)."""
-        return self.mv[self.fill : min(BLOCK, self.fill + self.size - self.done)]
+        """Where the next bytes can be read straight into the block buffer (no copy);
+        the whole buffer's view, not a new one, while whole blocks are due."""
+        f = self.fill
+        left = self.size - self.done
+        if not f and left >= _BLOCK:
+            return self.mv
+        return self.mv[f : min(_BLOCK, f + left)]
 
     def commit(self, n):
-        """Account for n bytes just read into room()."""
-        self.md5.update(self.mv[self.fill : self.fill + n])
+        """Account for n bytes just put into room()."""
+        f = self.fill
+        self.md5.update(self.mv if n == _BLOCK else self.mv[f : f + n])
         self.fill += n
         self.done += n
-        if self.fill == BLOCK:
+        if self.fill == _BLOCK:
             self._flush()
 
     def _flush(self):
         buf = self.buf
-        for i in range(self.fill, BLOCK):
+        for i in range(self.fill, _BLOCK):
             buf[i] = 0xFF
         if self.blk == 0:
-            self.head[:] = self.mv[:HOLD]
-            for i in range(HOLD):
+            self.head[:] = self.mv[:_HOLD]
+            for i in range(_HOLD):
                 buf[i] = 0xFF
         self.part.writeblocks(self.blk, buf)
         self.blk += 1
         self.fill = 0
 
-    def finish(self, md5hex):
+    def finish(self, want):
         """All bytes are in: check the MD5, write the held header, read back, set_boot."""
         if self.done != self.size:
             raise OSError("connection closed after %d of %d bytes" % (self.done, self.size))
         if self.fill:
             self._flush()
-        got = _hex(self.md5.digest())
-        if got != md5hex.lower():
-            raise ValueError("MD5 Check Failed: image %s, server x-MD5 %s" % (got, md5hex))
+        got = binascii.hexlify(self.md5.digest()).decode()
+        if got != want.lower():
+            raise ValueError("MD5 Check Failed: image %s, server x-MD5 %s" % (got, want))
         self.part.writeblocks(0, self.head, 0)
-        back = self.readback()
+        back = md5hex(self.part, self.size, self.buf)
         if back != got:
             raise OSError("flash read-back MD5 %s != image %s: flash not written" % (back, got))
         try:
@@ -101,15 +113,3 @@ class Writer:
         except OSError as e:
             raise OSError("image refused by ESP-IDF validation (%s)" % (e.args[0],))
         return got
-
-    def readback(self):
-        h = hashlib.md5()
-        left = self.size
-        blk = 0
-        while left > 0:
-            self.part.readblocks(blk, self.buf)
-            k = min(left, BLOCK)
-            h.update(self.mv[:k])
-            left -= k
-            blk += 1
-        return _hex(h.digest())

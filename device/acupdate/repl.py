@@ -1,13 +1,14 @@
 # acupdate.repl: the agent for a person at the REPL (mpremote repl):
-#   import acupdate
-#   acupdate.ls()                 the server's images
-#   acupdate.update("app.bin")    download, check, write, set boot (then reset)
-#   acupdate.status()             slots, versions, otadata states
-#   acupdate.confirm() / acupdate.rollback()
+#   from acupdate import repl
+#   repl.ls()                 the server's images
+#   repl.update("app.bin")    download, check, write, set boot (then reset)
+#   repl.status()             slots, versions, otadata states
+#   repl.confirm() / repl.rollback()
 # Settings come from /acupdate.json ("server": {...}) unless a url= is given.
 import time
 
 SETTINGS = "/acupdate.json"
+_ROW = "  %-6s %-14s %-16s %s"
 
 
 def settings():
@@ -52,54 +53,52 @@ def ls(url=None):
     if not entries:
         print("  No available firmwares")
         return entries
-    w = max(len(e[0]) for e in entries)
+    w = 4
+    for e in entries:
+        w = max(w, len(e[0]))
     print("  %-*s  %-10s %-8s %10s" % (w, "name", "date", "time", "size"))
     for name, date, tm, size in entries:
         print("  %-*s  %-10s %-8s %10s" % (w, name, date, tm[:8], _size(size)))
     return entries
 
 
-class _Progress:
-    # One line, redrawn in place: percent, bytes, rate.
-    def __init__(self):
-        self.t0 = time.ticks_ms()
-        self.last = -1
-
-    def __call__(self, amount, size):
-        pct = amount * 100 // size
-        if pct == self.last and amount < size:
-            return
-        self.last = pct
-        dt = max(time.ticks_diff(time.ticks_ms(), self.t0), 1)
-        print(
-            "\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, amount / 1.024 / dt),
-            end="",
-        )
-
-
 def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
     """Install image `name` from the update server (the only one when name is None)."""
     from .agent import FAIL, NOAVAIL, Updater
 
-    kw = {} if reboot is None else {"reboot": reboot}
+    kw = {}
+    if reboot is not None:
+        kw["reboot"] = reboot
     if timeout is not None:
         kw["timeout"] = timeout
     cfg = config(url, **kw)
     up = Updater(cfg)
     if name is None:
-        names = [e[0] for e in up.catalog()]
-        if len(names) != 1:
-            if names:
-                print("Several images on the server; choose one: update(%r)" % names[0])
-                for n in names:
-                    print("  ", n)
+        entries = up.catalog()
+        if len(entries) != 1:
+            if entries:
+                print("Several images on the server; choose one: update(%r)" % entries[0][0])
+                for e in entries:
+                    print("  ", e[0])
             else:
                 print("No available firmwares on %s" % cfg.url())
             return None
-        name = names[0]
+        name = entries[0][0]
     if not quiet:
-        print("Updating from %s%s" % (cfg.url(), name))
-        up.on_progress = _Progress()
+        print("Updating from http://%s:%d%s" % (cfg.host, cfg.port, cfg.image_target(name)))
+        t0 = time.ticks_ms()
+        last = [-1]
+
+        def progress(amount, size):
+            # One line, redrawn in place: percent, bytes, rate.
+            pct = amount * 100 // size
+            if pct != last[0] or amount == size:
+                last[0] = pct
+                dt = max(time.ticks_diff(time.ticks_ms(), t0), 1)
+                rate = amount / 1.024 / dt
+                print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
+
+        up.on_progress = progress
     st = up.update(name)
     if not quiet:
         print()
@@ -130,31 +129,17 @@ def _reboot(seconds):
 
 def status():
     """Print each OTA slot: image version, otadata state, running / next boot."""
-    import esp32
+    from . import loaded, unload
 
-    from . import imagecheck, slots
+    before = loaded()
+    from . import slots
 
-    run = slots.running().info()[2]
-    boot = esp32.Partition(esp32.Partition.BOOT).info()[2]  # type: ignore[arg-type]
-    states = slots.otadata()
-    usable = [s for s in states if s[1] is not None]
-    buf = bytearray(4096)
-    apps = [p for p in esp32.Partition.find(esp32.Partition.TYPE_APP) if p.info()[1] >= 0x10]
-    print("  %-6s %-14s %-16s %s" % ("slot", "version", "otadata", ""))
-    for i, p in enumerate(apps):
-        info = p.info()
-        p.readblocks(0, buf)
-        try:
-            version = imagecheck.app_desc(buf)[0] or "(blank)"
-        except ValueError:
-            version = "(no image)"
-        state = "-"
-        for _, seq, name, _ok in usable:
-            if (seq - 1) % len(apps) == i:
-                state = name
-        marks = ("running " if info[2] == run else "") + ("next-boot" if info[2] == boot else "")
-        print("  %-6s %-14s %-16s %s" % (info[4], version, state, marks))
+    rows = slots.table()
     rs = slots.running_state()
+    unload(before)
+    print(_ROW % ("slot", "version", "otadata", ""))
+    for row in rows:
+        print(_ROW % row)
     if rs == "PENDING_VERIFY":
         print("The running image is not confirmed: confirm() it, or the next reset rolls back.")
     return rs

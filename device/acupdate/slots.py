@@ -1,10 +1,8 @@
-# acupdate.slots: the OTA slots as the board sees them: the running image (chip id,
-# length, MD5, app version), the otadata entries and their states, confirm and rollback.
+# acupdate.slots: the OTA slots as the board sees them: the running and the target slot,
+# an image's facts (chip id, length, MD5, app version), the otadata entries and their
+# states, a table of the slots, confirm and rollback.
 import struct
 
-from micropython import const
-
-BLOCK = const(4096)
 STATES = ("NEW", "PENDING_VERIFY", "VALID", "INVALID", "ABORTED")
 
 
@@ -28,27 +26,10 @@ def target():
 
 def image_facts(part, buf):
     """(chip id, image length, md5 hex, (version, project, time, date, idf_ver)) of the
-    image in `part`, read through the 4096-byte `buf`."""
-    import binascii
-    import hashlib
-
+    image in `part`, read through the 4096-byte `buf` (imagecheck.facts)."""
     from . import imagecheck
 
-    part.readblocks(0, buf)
-    cid = imagecheck.chip_id(buf)
-    desc = imagecheck.app_desc(buf)
-    size = imagecheck.image_size(lambda off, b: part.readblocks(0, b, off), part.info()[3])
-    h = hashlib.md5()
-    mv = memoryview(buf)
-    blk = 0
-    left = size
-    while left > 0:
-        part.readblocks(blk, buf)
-        k = min(left, BLOCK)
-        h.update(mv[:k])
-        left -= k
-        blk += 1
-    return cid, size, binascii.hexlify(h.digest()).decode(), desc
+    return imagecheck.facts(part, buf)
 
 
 def otadata():
@@ -89,6 +70,38 @@ def running_state():
         return "-"
     slot = ota[(best[0] - 1) % len(ota)]
     return best[1] if slot.info()[2] == running().info()[2] else "-"
+
+
+def table():
+    """[(label, version, otadata state, 'running next-boot' marks)] for each OTA slot."""
+    import esp32
+
+    from . import imagecheck
+
+    P = esp32.Partition
+    run = running().info()[2]
+    boot = P(P.BOOT).info()[2]  # type: ignore[arg-type]
+    states = otadata()
+    buf = bytearray(4096)
+    apps = []
+    for p in P.find(P.TYPE_APP):
+        if p.info()[1] >= 0x10:  # OTA slots (the factory app is 0x00)
+            apps.append(p)
+    rows = []
+    for i, p in enumerate(apps):
+        info = p.info()
+        p.readblocks(0, buf)
+        try:
+            version = imagecheck.app_desc(buf)[0] or "(blank)"
+        except ValueError:
+            version = "(no image)"
+        state = "-"
+        for _, seq, label, _ok in states:
+            if seq is not None and (seq - 1) % len(apps) == i:
+                state = label
+        marks = ("running " if info[2] == run else "") + ("next-boot" if info[2] == boot else "")
+        rows.append((info[4], version, state, marks))
+    return rows
 
 
 def confirm():
