@@ -72,22 +72,24 @@ CASES = ((SMALL, FEW), (LARGE, FEW), (LARGE, MANY))
 MODULES = ("config", "http", "catalog", "imagecheck", "ota", "slots", "agent", "repl", "startup")
 UPDATER_MODULES = ("config", "http", "catalog", "imagecheck", "ota", "slots", "agent")
 
-# Module residency: the heap each module keeps once imported (in dependency order, so
-# agent's figure is without http); "total" is all of them together.
+# Module residency: all modules imported (total: with the names they intern, and the
+# qstr pool that takes), then each one's own code and data: unloaded, imported again.
 RESIDENCY = """
 import gc, json
-out = {}
+import acupdate
 gc.collect()
 g0 = gc.mem_alloc()
-import acupdate
 for m in %(modules)r:
+    __import__("acupdate." + m)
+gc.collect()
+out = {"total": gc.mem_alloc() - g0}
+for m in %(modules)r:
+    acupdate.unload([k for k in acupdate.loaded() if k != "acupdate." + m])
     gc.collect()
     a = gc.mem_alloc()
     __import__("acupdate." + m)
     gc.collect()
     out[m] = gc.mem_alloc() - a
-gc.collect()
-out["total"] = gc.mem_alloc() - g0
 print(json.dumps(out))
 """
 
@@ -391,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(lab: Lab, rounds: int, verdict) -> None:  # type: ignore[no-untyped-def]
     res, err = run_json(lab.board(), RESIDENCY % {"modules": MODULES}, 200 * KIB)
-    print("Module residency (.mpy; heap kept once imported, with the names they intern)")
+    print("Module residency (.mpy): each module's code and data, and all of them with their names")
     if res is None:
         print("  could not measure:", err)
     else:

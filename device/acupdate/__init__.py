@@ -15,12 +15,12 @@ def loaded():
     return out
 
 
-def unload(before, keep=None):
-    """Unload the acupdate submodules imported since `before` (a loaded() list), except
-    `keep` (a full name). Their dicts are emptied too, so their code leaves the heap at
-    the next collection even if a stale pointer on the C stack names one of their
-    functions; hence call this only for modules no one else holds."""
+def unload(before):
+    """Unload the acupdate submodules imported since `before` (a loaded() list). Their
+    dicts are emptied too, so that their code leaves the heap at the next collection even
+    if a stale pointer on the C stack names one of their functions; hence call this only
+    for modules no one else holds."""
     for k in loaded():
-        if k not in before and k != keep:
+        if k not in before:
             globals().pop(k[9:], None)
             sys.modules.pop(k).__dict__.clear()
