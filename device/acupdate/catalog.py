@@ -9,7 +9,10 @@ BUF = const(1024)  # default buffer: also the largest catalog entry accepted
 
 _WS = b" \t\r\n"
 _DELIM = b' \t\r\n,:[]{}"'
+_ESC = b'"\\/bfnrt'
+_HEX = b"0123456789abcdefABCDEF"
 _DEPTH = const(20)  # nesting limit inside one entry
+MAX_BINS = const(48)  # bin entries kept: a bounded list, whatever the catalog holds
 # What the entry scanner expects next (values ordered: see the <= tests).
 _VAL = const(0)  # a value (after ':', or ',' in an array)
 _VAL_END = const(1)  # a value or ']' (after '[')
@@ -72,7 +75,7 @@ class _Scan:
         stack = 1  # bit k set: level k (0 = innermost) is an object, else an array
         exp = _KEY_END
         instr = esc = key = scalar = False
-        c = 0
+        hexes = c = 0
         while True:
             if p == self.n:
                 self.p = p
@@ -85,14 +88,24 @@ class _Scan:
                 continue
             c = b[p]
             p += 1
-            if instr:
-                if esc:
+            if instr:  # the port's json.loads takes bad escapes and raw controls: check them
+                if hexes:
+                    if c not in _HEX:
+                        break
+                    hexes -= 1
+                elif esc:
                     esc = False
+                    if c == 117:  # \uXXXX
+                        hexes = 4
+                    elif c not in _ESC:
+                        break
                 elif c == 92:  # backslash
                     esc = True
                 elif c == 34:
                     instr = False
                     exp = _COLON if key else _AFTER
+                elif c < 32:
+                    break
                 continue
             if scalar:  # number, true, false, null: json.loads checks the spelling
                 if c not in _DELIM:
@@ -186,8 +199,12 @@ def parse(readinto, buf=None):
             size = o.get("size", 0)
             if not isinstance(size, int) or size < 0:
                 raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
+            if len(out) == MAX_BINS:
+                raise _bad("more than %d bin entries: the board keeps at most that many" % MAX_BINS)
             d, t = o.get("date"), o.get("time")
-            out.append((name, "" if d is None else str(d), "" if t is None else str(t), size))
+            out.append(
+                (_pairs(name), "" if d is None else str(d), "" if t is None else str(t), size)
+            )
         o = None
         i += 1
         c = sc.skip_ws()
@@ -204,6 +221,30 @@ def parse(readinto, buf=None):
     if sc.skip_ws() != -1:
         raise _bad("data after the array at byte %d" % (sc.seen + sc.p))
     return out
+
+
+def _pairs(s):
+    # The port's json.loads leaves a \\uD83D\\uDE42 escape as two lone surrogates (3-byte
+    # sequences 0xED 0xA0-0xBF ..); join each high+low pair into its 4-byte UTF-8 form.
+    b = s.encode()
+    if b.find(b"\xed") < 0:
+        return s
+    out = bytearray()
+    i = 0
+    n = len(b)
+    while i < n:
+        if b[i] == 0xED and i + 5 < n and 0xA0 <= b[i + 1] <= 0xAF and b[i + 3] == 0xED:
+            if 0xB0 <= b[i + 4] <= 0xBF:
+                hi = (b[i + 1] & 15) << 6 | b[i + 2] & 63
+                cp = 0x10000 + (hi << 10) + ((b[i + 4] & 15) << 6 | b[i + 5] & 63)
+                out += bytes(
+                    (0xF0 | cp >> 18, 0x80 | cp >> 12 & 63, 0x80 | cp >> 6 & 63, 0x80 | cp & 63)
+                )
+                i += 6
+                continue
+        out.append(b[i])
+        i += 1
+    return out.decode()
 
 
 def fetch(cfg, buf=None, head=None):
