@@ -6,6 +6,7 @@ The helpers here serve test_web_browser.py too."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -23,10 +24,15 @@ HEAP = "48K"  # the application's heap: as `micropython -X heapsize=48K` has it
 BOUNDARY = "----WebKitFormBoundaryAcUpdate7MA4YWxk"
 
 
-@pytest.fixture(scope="session")
-def image_big() -> bytes:
+@functools.lru_cache
+def big_image() -> bytes:
     """A 1.5 MiB app image (v2.0.0): nearly the whole 1.5 MiB OTA slot."""
     return build_app(version="2.0.0", size=1_560_000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def image_big() -> bytes:
+    return big_image()
 
 
 def free_port() -> int:

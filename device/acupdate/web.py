@@ -31,6 +31,15 @@ POST /_ac/update_act webmenu install
 GET /_ac/update_result webpage result"""
 
 
+# The page of the answers given while an update runs: no page module, the heap is the
+# update's. Its <div id=res> is what the upload page's script shows.
+_BARE = (
+    b'<!DOCTYPE html><meta charset="utf-8"><title>Update running</title><style>body{'
+    b"font-family:sans-serif;max-width:36em;margin:2em auto;color:#222}</style><h3>Update "
+    b'running</h3><div id="res"><p>'
+)
+
+
 def find(b, sub, s, e):
     """Index of `sub` in b[s:e] (a bytearray), or -1."""
     try:
@@ -90,8 +99,7 @@ def busy():
 
 
 async def conflict(src, w, head):
-    """409 for a second update: a bare page (no page module: the heap is the running
-    update's) whose <div id=res> the upload page's script shows."""
+    """409 for a second update, on the bare page."""
     if not head[4]:
         await drain(src)
     if st.status == "SUCCESS":
@@ -103,11 +111,7 @@ async def conflict(src, w, head):
             st.amount,
             st.size,
         )
-    await send(
-        w,
-        b"409 Conflict",
-        (b'<!DOCTYPE html><title>Update running</title><div id="res"><p>', why.encode(), b"</p>"),
-    )
+    await send(w, b"409 Conflict", (_BARE, why.encode(), b"</p>"))
 
 
 def drop(*names, clear=False):
@@ -340,6 +344,21 @@ async def _route(src, w, head):
             json.dumps(st.error),
         )
         return await send(w, b"200 OK", (body.encode(),), b"application/json")
+    if st.busy:  # the heap is the update's: only the cheap answers
+        if head[0] == b"POST":
+            return await conflict(src, w, head)
+        await drain(src)
+        return await send(
+            w,
+            b"503 Service Unavailable",
+            (
+                b'<meta http-equiv="refresh" content="5">',
+                _BARE,
+                b"An update is running: this page comes back when it has ended (its progress: "
+                b'<a href="/_ac/update_progress">/_ac/update_progress</a>).</p>',
+            ),
+            extra=b"Retry-After: 5\r\n",
+        )
     code = 404
     for line in _ROUTES.split(b"\n"):
         m, p, mod, fn = line.split()

@@ -5,8 +5,10 @@ from . import web, webbar, webpage
 _UPLOAD_JS = (
     b"document.getElementById('f').onsubmit=function(e){e.preventDefault();var x=new "
     b"XMLHttpRequest(),T;B.hidden=false;S.textContent='Uploading';this.querySelector('button')"
-    b".disabled=true;x.open('POST','/update');x.onload=function(){clearInterval(T);put("
-    b"x.responseText)};x.onerror=function(){clearInterval(T);S.textContent='The connection "
+    b".disabled=true;x.open('POST','/update');x.onload=function(){var e=x.status!=200;"
+    b"clearInterval(T);if(e)B.value=0;put(x.responseText);if(e)S.textContent='The board "
+    b"answered '+x.status+' '+x.statusText};x.onerror=function(){clearInterval(T);"
+    b"S.textContent='The connection "
     b"to the board was lost: the upload did not finish.'};x.send(new FormData(this));"
     b"T=setInterval(function(){poll().catch(function(){})},250)}</script>"
 )
