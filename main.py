@@ -1,9 +1,14 @@
 # main.py: the optional start-up update check (see /acupdate.json "startup"),
 # then the application, if there is one (app.py).
 try:
+    import acupdate
+
+    _before = acupdate.loaded()
     import acupdate.startup
 
     acupdate.startup.check()
+    acupdate.unload(_before)
+    del _before
 except ImportError as e:
     print("acupdate is not installed:", e)
 

@@ -53,7 +53,8 @@ def test_catalog_update_reset_pending_confirm_and_keep(deployed):
     assert "acupdate: new image confirmed after its health check" in res.output
     assert "ota_1  2.0.0          VALID" in res.output
 
-    res = deployed.run("print('third boot')")
+    res = deployed.run("import sys\nprint(sorted(k for k in sys.modules if 'acupdate.' in k))")
+    assert "[]" in res.output  # boot.py unloaded the agent: the application has the heap
     assert "slot=ota_1 version=2.0.0" in res.boot.log_line()
     assert res.boot.state == "VALID" and not res.boot.rollback
 

@@ -98,7 +98,8 @@ def compile_package(out: Path, *, source: bool = False, package: Path = PACKAGE)
     for src in sources:
         dest = out / (src.stem + ".mpy")
         # -s: tracebacks on the board name the file where it lives there.
-        cmd = [mpy_cross, "-s", f"acupdate/{src.name}", "-o", str(dest), str(src)]
+        # -O3: no line-number tables or asserts, less heap per module on the board.
+        cmd = [mpy_cross, "-O3", "-s", f"acupdate/{src.name}", "-o", str(dest), str(src)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
             raise DeployError(f"mpy-cross could not compile {src}:\n{res.stderr.strip()}")
