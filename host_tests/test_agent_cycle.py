@@ -71,8 +71,13 @@ def test_failed_health_check_is_not_confirmed_and_rolls_back(deployed):
     assert res.boot.state == "PENDING_VERIFY"
     assert "health check failed: import app failed" in res.output
     assert res.reset == "hard" and "not reached" not in res.output
-    res = deployed.run("print('back')")
+    res = deployed.run("import acupdate.repl as r\nr.status()")
     assert res.boot.rollback and "slot=ota_0 version=1.0.0" in res.boot.log_line()
+    # boot.py and status() say what happened, in words.
+    note = "ollback: the image in ota_1 (version 2.0.0) never confirmed itself; ota_0 "
+    note += "(version 1.0.0) runs again"
+    assert f"acupdate: r{note}" in res.output and f"R{note}" in res.output
+    assert "ota_1  2.0.0          ABORTED" in res.output
 
 
 def test_wifi_down_fails_the_default_health_check(deployed):

@@ -136,10 +136,13 @@ def status():
 
     rows = slots.table()
     rs = slots.running_state()
+    rb = slots.rolled_back(rows)
     unload(before)
     print(_ROW % ("slot", "version", "otadata", ""))
     for row in rows:
         print(_ROW % row)
+    if rb:
+        print(rb[0].upper() + rb[1:])
     if rs == "PENDING_VERIFY":
         print("The running image is not confirmed: confirm() it, or the next reset rolls back.")
     return rs

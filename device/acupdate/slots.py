@@ -104,6 +104,31 @@ def table():
     return rows
 
 
+def rolled_back(rows=None):
+    """Words for a rollback the bootloader made (the newest otadata entry ABORTED or
+    INVALID, for a slot that is not running), or '' when there was none."""
+    top = None
+    for _sector, seq, name, _ok in otadata():
+        if seq is not None and name != "bad crc" and (top is None or seq > top[0]):
+            top = (seq, name)
+    if top is None or top[1] not in ("ABORTED", "INVALID"):
+        return ""
+    rows = rows or table()
+    bad = rows[(top[0] - 1) % len(rows)]
+    for row in rows:
+        if row[3].startswith("running") and row is not bad:
+            return (
+                "rollback: the image in %s (version %s) never confirmed itself; %s "
+                % (
+                    bad[0],
+                    bad[1],
+                    row[0],
+                )
+                + "(version %s) runs again" % row[1]
+            )
+    return ""
+
+
 def confirm():
     """Mark the running image valid: the bootloader will not roll it back."""
     import esp32

@@ -63,6 +63,9 @@ def boot():
     settings = repl.settings()
     net_ok = wifi(settings["wifi"]) if "wifi" in settings else False
     if slots.running_state() != "PENDING_VERIFY":
+        note = slots.rolled_back()
+        if note:
+            _log(note)
         return
     why = health(settings, net_ok)
     if not why:
