@@ -70,7 +70,7 @@ block = None  # an update's block buffer
 idle_ms = 20000  # a browser silent this long is dropped
 _active = 0  # requests and tasks using the per-request modules
 _before = ()  # the acupdate modules loaded before they began
-_reading = []  # the Sources of the open connections, for _watch()
+_reading = []  # type: list  # the Sources of the open connections, for watch()
 
 
 def msg(e):
