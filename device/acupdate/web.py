@@ -20,6 +20,7 @@ import time
 from micropython import const
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
+MAX_CONN = const(8)  # connections served at once (a bound against floods)
 DRAIN_MAX = const(4194304)  # a refused body larger than this is not read before answering
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
@@ -188,7 +189,7 @@ class Source:
 
     def __init__(self, stream, buf):
         self.task = asyncio.current_task()
-        self.t = time.ticks_ms()  # when the last read began
+        self.t = None  # when the read under way began (None: not reading)
         self.s = stream
         self.b = buf
         self.mv = memoryview(buf)
@@ -213,8 +214,10 @@ class Source:
         self.t = time.ticks_ms()
         try:
             k = await self.s.readinto(mv[n : n + room])
-        except asyncio.CancelledError:  # by _watch()
+        except asyncio.CancelledError:  # by watch()
             raise OSError("the browser sent nothing for %d ms" % idle_ms)
+        finally:
+            self.t = None
         if not k:
             if self.left > 0:
                 raise OSError(
@@ -257,12 +260,15 @@ async def watch():
         await asyncio.sleep_ms(min(1000, idle_ms // 2))
         now = time.ticks_ms()
         for src in _reading:
-            if time.ticks_diff(now, src.t) > idle_ms:
-                src.t = now
+            if src.t is not None and time.ticks_diff(now, src.t) > idle_ms:
+                src.t = None
                 src.task.cancel()
 
 
 async def _conn(r, w):
+    if len(_reading) >= MAX_CONN:  # more would take the heap an update needs: the browser
+        w.close()  # opens another one when it has a request to send
+        return await w.wait_closed()
     src = Source(r, bytearray(BUF))
     _reading.append(src)
     head = None
