@@ -1,8 +1,12 @@
 """A fault-injecting update server for the campaign tests: per image request it cuts,
-stalls, drips, corrupts or lies, as the failing servers and networks of real fleets do.
+stalls, drips, corrupts, lies or redirects, as the failing servers and networks of real
+fleets do.
 
-Each case path (/case<N>.bin) gets one fault on its first request; later requests for
-the same path (a resume with Range) are served correctly, with 206 for a Range.
+Each case path (/case<N>.bin) gets its fault on its first request; later requests for the
+same path are served correctly (206 for `Range: bytes=N-`), except for the faults that are
+about the resume itself (range-ignored, range-bad, range-416, cut-always) or that keep
+redirecting (redirect-loop). A redirect's target (/moved/case<N>.bin) is served correctly.
+Every good reply carries x-MD5 and, on odd cases, x-SHA256.
 """
 
 from __future__ import annotations
@@ -16,15 +20,23 @@ from dataclasses import dataclass
 from tools.image import build_app, build_merged
 
 FAULTS = (
-    "cut",  # connection closed at a random byte
-    "stall",  # a random part sent, then nothing until the client gives up
-    "drip",  # a few bytes, one at a time with pauses, then closed
+    "cut",  # connection closed at a random byte: resumed
+    "stall",  # a random part sent, then nothing until the client gives up: resumed
+    "drip",  # a few bytes, one at a time with pauses, then closed: resumed
+    "fewer",  # fewer bytes than announced, then closed: resumed
+    "cut-always",  # every request cut at a random byte: the retries run out
+    "range-ignored",  # cut, then a 200 (the whole image) to the Range request: starts over
+    "range-bad",  # cut, then a 206 whose Content-Range names other bytes
+    "range-416",  # cut, then 416 to the Range request
+    "redirect",  # 301/302/303/307/308 to /moved/<name>, relative or absolute
+    "redirect-loop",  # redirects to itself, forever
+    "chunked",  # chunked transfer coding, no Content-Length: the catalog's size decides
     "bitflip",  # one bit of the body flipped
     "more",  # more bytes than Content-Length announces
-    "fewer",  # fewer bytes than announced, then closed
     "bad-md5",  # malformed x-MD5
     "no-md5",  # no x-MD5 at all
     "wrong-md5",  # well-formed x-MD5 of other bytes
+    "bad-sha",  # well-formed x-SHA256 of other bytes
     "magic",  # not an ESP image
     "merged",  # bootloader + partition table + app
     "chip",  # an ESP32-S3 image
@@ -33,6 +45,10 @@ FAULTS = (
     "garbage-header",  # a header line without a colon
     "long-header",  # a 4 KiB header line
 )
+# Faults after which the update must succeed, with exactly the served image.
+SURVIVABLE = ("cut", "stall", "drip", "fewer", "range-ignored", "redirect", "chunked", "more")
+REDIRECTS = (301, 302, 303, 307, 308)
+BLOCK = 4096
 
 
 @dataclass
@@ -40,16 +56,44 @@ class Case:
     index: int
     fault: str
     at: int  # byte offset the fault acts at (cut, stall, drip, bit flip)
+    variant: int  # a second random choice (redirect code and form)
+
+    def sent(self, size: int) -> int:
+        """Body bytes the faulty first reply delivers before the connection drops."""
+        if self.fault == "drip":
+            return min(self.at + 3, size)
+        if self.fault == "fewer":
+            return size - 1 - self.at % BLOCK
+        return self.at
+
+    def resume_from(self, size: int) -> int | None:
+        """The Range start the agent must ask for next (None: it starts over with a plain
+        request, the drop came before the first block was complete and checked; -1: no
+        next request, the first reply brought the whole image). A connection that closes
+        hands out every byte it brought; a read that times out loses what it read of its
+        block (MicroPython's socket readinto() gives no count then): asked for again."""
+        n = self.sent(size)
+        if self.fault == "stall":
+            n -= n % BLOCK
+        return -1 if n >= size else n if n >= BLOCK else None
 
 
 class FaultServer:
     def __init__(self, image: bytes, rng: random.Random, n: int, stall_s: float = 2.0):
         self.image = image
         self.md5 = hashlib.md5(image).hexdigest()
+        self.sha256 = hashlib.sha256(image).hexdigest()
         self.stall_s = stall_s
-        self.cases = [Case(i, rng.choice(FAULTS), rng.randrange(1, len(image))) for i in range(n)]
+        self.cases = [
+            Case(i, rng.choice(FAULTS), rng.randrange(1, len(image)), rng.randrange(1000))
+            for i in range(n)
+        ]
+        for c in self.cases:  # a resume's own faults need a resume: a drop after block 0
+            if c.fault.startswith("range-"):
+                c.at = BLOCK + c.at % (len(image) - BLOCK)
         self.seen: dict[str, int] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.cut_rng = random.Random(rng.random())
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sock = socket.socket()
@@ -74,6 +118,12 @@ class FaultServer:
             pass
         self._sock.close()
         self._thread.join(timeout=5)
+
+    def requests_for(self, index: int) -> list[tuple[str, str | None]]:
+        """The requests of case `index`, its redirect targets included."""
+        name = f"case{index}.bin"
+        with self._lock:
+            return [(p, r) for p, r in self.requests if p.rsplit("/", 1)[-1] == name]
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -107,11 +157,11 @@ class FaultServer:
                 n = self.seen.get(path, 0)
                 self.seen[path] = n + 1
             try:
-                if path.startswith("/case") and n == 0:
+                if path.startswith("/case"):
                     case = self.cases[int(path[5:].split(".")[0])]
-                    self._fault(conn, case)
+                    self._fault(conn, case, n, rng)
                 else:
-                    self._good(conn, rng)
+                    self._good(conn, rng, 0)
             except OSError:
                 pass
 
@@ -122,22 +172,60 @@ class FaultServer:
             h += f"x-MD5: {md5}\r\n"
         return (h + extra + "Connection: close\r\n\r\n").encode()
 
-    def _good(self, conn: socket.socket, rng: str | None) -> None:
+    def _good(self, conn: socket.socket, rng: str | None, index: int) -> None:
         img = self.image
+        sha = f"x-SHA256: {self.sha256}\r\n" if index % 2 else ""
         if rng and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[6:-1])
             head = (
                 f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(img) - start}\r\n"
                 f"Content-Range: bytes {start}-{len(img) - 1}/{len(img)}\r\n"
-                f"x-MD5: {self.md5}\r\nConnection: close\r\n\r\n"
+                f"x-MD5: {self.md5}\r\n{sha}Connection: close\r\n\r\n"
             ).encode()
             conn.sendall(head + img[start:])
             return
-        conn.sendall(self._head(len(img), self.md5) + img)
+        conn.sendall(self._head(len(img), self.md5, sha) + img)
 
-    def _fault(self, conn: socket.socket, case: Case) -> None:
+    def _redirect(self, conn: socket.socket, code: int, location: str) -> None:
+        conn.sendall(
+            f"HTTP/1.1 {code} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+
+    def _fault(self, conn: socket.socket, case: Case, n: int, rng: str | None) -> None:
         img, md5, at, f = self.image, self.md5, case.at, case.fault
-        if f == "cut":
+        if f == "cut-always":
+            with self._lock:
+                at = self.cut_rng.randrange(1, len(img))
+            conn.sendall(self._head(len(img), md5) + img[:at])
+            return
+        if f == "redirect-loop":
+            self._redirect(conn, 302, f"/case{case.index}.bin")
+            return
+        if n and f == "range-ignored":
+            self._good(conn, None, case.index)  # a 200 with the whole image
+            return
+        if n and f == "range-bad":
+            start = int((rng or "bytes=0-")[6:-1])
+            conn.sendall(
+                (
+                    f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(img) - start}\r\n"
+                    f"Content-Range: bytes 0-{len(img) - start - 1}/{len(img)}\r\n"
+                    f"x-MD5: {md5}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                + img[:-start]
+            )
+            return
+        if n and f == "range-416":
+            conn.sendall(
+                f"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len(img)}\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            return
+        if n:
+            self._good(conn, rng, case.index)
+            return
+        if f in ("cut", "range-ignored", "range-bad", "range-416"):
             conn.sendall(self._head(len(img), md5) + img[:at])
         elif f in ("stall", "drip"):
             conn.sendall(self._head(len(img), md5) + img[:at])
@@ -147,20 +235,42 @@ class FaultServer:
                     conn.sendall(bytes((b,)))
             else:
                 self._stop.wait(self.stall_s)
+        elif f == "fewer":
+            conn.sendall(self._head(len(img), md5) + img[: case.sent(len(img))])
+        elif f == "redirect":
+            code = REDIRECTS[case.variant % len(REDIRECTS)]
+            where = f"moved/case{case.index}.bin"  # relative to the request's folder
+            if case.variant % 3 == 1:
+                where = "/" + where
+            elif case.variant % 3 == 2:
+                where = f"http://127.0.0.1:{self.port}/{where}"
+            self._redirect(conn, code, where)
+        elif f == "chunked":
+            parts, i, size = [], 0, 1 + case.variant * 7
+            while i < len(img):
+                piece = img[i : i + size]
+                parts.append(b"%x\r\n%s\r\n" % (len(piece), piece))
+                i += size
+            head = (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                f"x-MD5: {md5}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            conn.sendall(head + b"".join(parts) + b"0\r\n\r\n")
         elif f == "bitflip":
             bad = bytearray(img)
             bad[at] ^= 1 << (at % 8)
             conn.sendall(self._head(len(img), md5) + bytes(bad))
         elif f == "more":
             conn.sendall(self._head(len(img), md5) + img + b"\x00" * 1000)
-        elif f == "fewer":
-            conn.sendall(self._head(len(img), md5) + img[: len(img) - 1 - at % 4096])
         elif f == "bad-md5":
             conn.sendall(self._head(len(img), md5[:20] + "zz") + img)
         elif f == "no-md5":
             conn.sendall(self._head(len(img)) + img)
         elif f == "wrong-md5":
             conn.sendall(self._head(len(img), hashlib.md5(b"other").hexdigest()) + img)
+        elif f == "bad-sha":
+            other = hashlib.sha256(b"other").hexdigest()
+            conn.sendall(self._head(len(img), md5, f"x-SHA256: {other}\r\n") + img)
         elif f == "magic":
             bad = b"\x7fELF" + img[4:]
             conn.sendall(self._head(len(bad), hashlib.md5(bad).hexdigest()) + bad)
@@ -180,3 +290,227 @@ class FaultServer:
             conn.sendall(self._head(len(img), md5, "X-Pad: " + "a" * 4096 + "\r\n") + img)
         else:
             raise AssertionError(f)
+
+
+@dataclass
+class Seen:
+    """One request as a ScriptServer got it: path, headers (lower-case names), time."""
+
+    path: str
+    headers: dict[str, str]
+    at: float
+
+    @property
+    def range(self) -> str | None:
+        return self.headers.get("range")
+
+
+class ScriptServer:
+    """Serves scripted replies on 127.0.0.1: `script` maps a request path to a list of
+    replies, one per request to that path in order (the last one repeats). A reply is
+    bytes (sent as they are, then the connection is closed) or a callable(conn, Seen).
+    Unknown paths get 404. `.url`, `.port`, `.seen` (list of Seen)."""
+
+    def __init__(self, script: dict[str, list]):
+        import time
+
+        self._time = time.monotonic
+        self.script = script
+        self.seen: list[Seen] = []
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ScriptServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)
+
+    def requests(self, path: str) -> list[Seen]:
+        with self._lock:
+            return [s for s in self.seen if s.path == path]
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    got = conn.recv(4096)
+                    if not got:
+                        return
+                    data += got
+            except OSError:
+                return
+            lines = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            headers = {}
+            for h in lines[1:]:
+                k, _, v = h.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            seen = Seen(path, headers, self._time())
+            with self._lock:
+                self.seen.append(seen)
+                n = self._count.get(path, 0)
+                self._count[path] = n + 1
+            replies = self.script.get(path)
+            try:
+                if not replies:
+                    conn.sendall(reply(404, b"not found"))
+                    return
+                r = replies[min(n, len(replies) - 1)]
+                if callable(r):
+                    r(conn, seen, self._stop)
+                else:
+                    conn.sendall(r)
+            except OSError:
+                pass
+
+
+def reply(status: int, body: bytes = b"", headers: dict | None = None, length=True) -> bytes:
+    """An HTTP/1.1 reply: status, headers, Content-Length (unless length is False)."""
+    h = [f"HTTP/1.1 {status} X"]
+    h += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if length:
+        h.append(f"Content-Length: {len(body)}")
+    h.append("Connection: close")
+    return ("\r\n".join(h) + "\r\n\r\n").encode() + body
+
+
+def image_reply(image: bytes, **extra) -> bytes:
+    """200 with the image, its x-MD5 (and `extra` headers)."""
+    return reply(200, image, {"x-MD5": hashlib.md5(image).hexdigest(), **extra})
+
+
+def partial_reply(image: bytes, start: int, **extra) -> bytes:
+    """206 with the image from `start`, its Content-Range and the whole image's x-MD5."""
+    n = len(image)
+    h = {"Content-Range": f"bytes {start}-{n - 1}/{n}", "x-MD5": hashlib.md5(image).hexdigest()}
+    return reply(206, image[start:], {**h, **extra})
+
+
+def chunked_reply(image: bytes, sizes: tuple[int, ...] = (1000,), status: int = 200, **extra):
+    """The image in chunked transfer coding, chunk sizes cycling through `sizes`."""
+    parts, i, k = [], 0, 0
+    while i < len(image):
+        piece = image[i : i + sizes[k % len(sizes)]]
+        parts.append(b"%x\r\n%s\r\n" % (len(piece), piece))
+        i += len(piece)
+        k += 1
+    h = {"Transfer-Encoding": "chunked", "x-MD5": hashlib.md5(image).hexdigest(), **extra}
+    return reply(status, b"".join(parts) + b"0\r\n\r\n", h, length=False)
+
+
+def cut(data: bytes, at: int):
+    """Send the first `at` bytes of a reply, then close the connection."""
+    return data[:at]
+
+
+def reset_after(data: bytes):
+    """Send `data`, then reset the connection (RST: SO_LINGER 0)."""
+
+    def send(conn, seen, stop):
+        import struct
+
+        conn.sendall(data)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return send
+
+
+def stall_after(data: bytes, seconds: float = 5.0):
+    """Send `data`, then nothing until the client gives up (or `seconds`)."""
+
+    def send(conn, seen, stop):
+        conn.sendall(data)
+        stop.wait(seconds)
+
+    return send
+
+
+def drip(data: bytes, head: int, every: float = 1.0):
+    """Send the first `head` bytes, then one byte per `every` seconds."""
+
+    def send(conn, seen, stop):
+        conn.sendall(data[:head])
+        for i in range(head, len(data)):
+            if stop.wait(every):
+                return
+            conn.sendall(data[i : i + 1])
+
+    return send
+
+
+# Device side of the transport tests: run updates with one Updater and report each as
+# JSON: status, error, the largest progress amount, the MD5 of the first `size` bytes of
+# the slot it wrote, whether that slot starts with an image header, the boot slot before
+# and after.
+UPDATES = """
+import json, esp32, hashlib, binascii
+from acupdate.agent import Updater, NAMES
+from acupdate.config import Config
+up = Updater(Config({cfg}))
+top = [0]
+def prog(amount, size):
+    top[0] = max(top[0], amount)
+up.on_progress = prog
+def boot():
+    return esp32.Partition(0).info()[4]
+def written(n):
+    p = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+    h = hashlib.md5()
+    buf = up.buf  # no second 4 KiB: the tests also run at a 40K heap
+    blk = 0
+    head = None
+    while n > 0:
+        p.readblocks(blk, buf)
+        if head is None:
+            head = buf[0]
+        h.update(buf if n >= 4096 else memoryview(buf)[:n])
+        n -= 4096
+        blk += 1
+    return binascii.hexlify(h.digest()).decode(), head
+for args in {updates}:
+    before = boot()
+    top[0] = 0
+    st = up.update(*args[:1], **args[1])
+    md5, head = written(args[2])
+    print(json.dumps({{"status": NAMES[st], "error": up.error, "top": top[0], "md5": md5,
+        "header": head == 0xE9, "before": before, "after": boot()}}))
+"""
+
+
+def run_updates(board, cfg: str, updates: list, heap: str = "110K", timeout: float = 120):
+    """Run UPDATES on `board`: `cfg` is Config's arguments as source text, `updates` a list
+    of (name, update() keyword arguments, bytes to hash). Returns the JSON results."""
+    import json
+
+    code = UPDATES.format(cfg=cfg, updates=repr(updates))
+    res = board.run(code, heap=heap, timeout=timeout)
+    out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or len(out) != len(updates):
+        raise AssertionError(f"device run failed ({res.returncode}):\n{res.output}{res.stderr}")
+    return out

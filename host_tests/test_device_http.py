@@ -30,7 +30,7 @@ result = [r.status, r.headers, r.length, r.chunked, n, binascii.hexlify(h.digest
 """
 
 
-MODULES = ("config", "http", "catalog", "imagecheck")
+MODULES = ("config", "cfgcheck", "http", "catalog", "imagecheck")
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_config_forms(mpy_path):
         {"url": "HTTP://h/"},
         {"host": "192.168.1.2"},
         {"host": "h", "path": "/images/"},
-        {"url": "https://h/x"},
+        {"url": "ftp://h/x"},
         {"url": "h:8000"},
         {"url": "http://h:80a/"},
         {"url": "http://:8000/"},

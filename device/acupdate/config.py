@@ -1,11 +1,28 @@
 # acupdate.config: where the update server is and how the agent behaves.
 # Mirrors AutoConnectUpdate's settings: host, port (8000), path (".") on the server,
-# request timeout, LED pin and its active level, reboot after success.
+# request timeout, LED pin and its active level, reboot after success; and the transport's:
+# https with the CA file that checks the server (port 443), basic authentication, connect
+# timeout, the whole update's deadline, retries of a dropped download and their backoff.
+# The checks and the URL parsing are in acupdate.cfgcheck, loaded only while they run.
 from micropython import const
 
 _PORT = const(8000)
 _TIMEOUT = const(8)  # seconds, for connect and for each socket read
-_KNOWN = ("host", "port", "path", "timeout", "led", "led_on", "reboot", "url")
+_DEADLINE = const(600)  # seconds for a whole update
+
+
+def cold(name, key, *args):
+    """acupdate.<name>.<key>(*args), with module <name> loaded for the call only (unless
+    it was loaded already): code that runs rarely does not stay in the heap."""
+    from . import loaded, unload
+
+    before = loaded()
+    m = __import__("acupdate." + name, None, None, (key,))
+    try:
+        return getattr(m, key)(*args)
+    finally:
+        m = None
+        unload(before)
 
 
 def quote(s, safe="/"):
@@ -21,49 +38,25 @@ def quote(s, safe="/"):
 
 
 def parse_url(url):
-    """'http://host[:port][/path]' -> (host, port, path); path '.' when absent."""
-    if not isinstance(url, str):
-        raise ValueError("update server URL must be a string, got %r" % (url,))
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError("update server URL %r has no scheme: use http://host:port/path" % url)
-    if scheme.lower() != "http":
-        raise ValueError("update server URL %r: only http:// is supported" % url)
-    host, slash, path = rest.partition("/")
-    if "?" in path or "#" in path:
-        raise ValueError("update server URL %r: a query or fragment is not allowed" % url)
-    port = _PORT
-    i = host.rfind(":")
-    if i >= 0 and "]" not in host[i:]:
-        try:
-            port = int(host[i + 1 :])
-        except ValueError:
-            raise ValueError("update server URL %r: port %r is not a number" % (url, host[i + 1 :]))
-        host = host[:i]
-    if host[:1] == "[" and host[-1:] == "]":
-        host = host[1:-1]
-    if not host:
-        raise ValueError("update server URL %r has no host" % url)
-    return host, port, slash + path or "."
-
-
-def norm_path(path):
-    """Catalog folder as the server's `path` query wants it: relative, no edge slashes."""
-    if path is None:
-        return "."
-    if not isinstance(path, str):
-        raise ValueError("path must be a string, got %r" % (path,))
-    p = path.strip("/")
-    if p in ("", "."):
-        return "."
-    for part in p.split("/"):
-        if part == "..":
-            raise ValueError("path %r leaves the catalog folder ('..')" % path)
-    return p
+    """'http[s]://host[:port][/path]' -> (host, port, path); path '.' when absent."""
+    return cold("cfgcheck", "parse_url", url)
 
 
 class Config:
-    """Update settings. `Config(url="http://host:8000/fw")` or `Config("host", path="fw")`."""
+    """Update settings. `Config(url="http://host:8000/fw")` or `Config("host", path="fw")`;
+    https: `Config(url="https://host/fw", ca="/ca.der")` (the CA's certificate, DER or PEM,
+    on the board). `user`/`password`: HTTP basic authentication. Seconds: `timeout` (each
+    read), `connect_timeout` (default: timeout), `deadline` (the whole update); a download
+    that drops is resumed up to `retries` times, after `backoff`, 2x, 4x... seconds."""
+
+    # Defaults: an instance stores only what differs (a small attribute table).
+    led = ca = user = auth = None
+    led_on = 1
+    reboot = True
+    tls = False
+    deadline = _DEADLINE
+    retries = 3
+    backoff = 0.5
 
     def __init__(
         self,
@@ -75,37 +68,52 @@ class Config:
         led_on=1,
         reboot=True,
         url=None,
+        tls=False,
+        ca=None,
+        user=None,
+        password=None,
+        connect_timeout=None,
+        deadline=_DEADLINE,
+        retries=3,
+        backoff=0.5,
     ):
-        if url is not None:
-            host, port, path = parse_url(url)
-        if not isinstance(host, str) or not host:
-            raise ValueError("update server host is missing, got %r" % (host,))
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError("port must be 1..65535, got %r" % (port,))
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError("timeout must be > 0 seconds, got %r" % (timeout,))
-        if led is not None and (not isinstance(led, int) or led < 0):
-            raise ValueError("LED pin must be a pin number >= 0 or None, got %r" % (led,))
-        if led_on not in (0, 1):
-            raise ValueError("LED active level must be 0 or 1, got %r" % (led_on,))
-        self.host = host
-        self.port = port
-        self.path = norm_path(path)
-        self.timeout = timeout
-        self.led = led
-        self.led_on = led_on
-        self.reboot = bool(reboot)
+        # The checked values come back as (name, value) pairs and are set here, after
+        # cfgcheck has left the heap.
+        for k, v in cold(
+            "cfgcheck",
+            "check",
+            host,
+            port,
+            path,
+            timeout,
+            led,
+            led_on,
+            reboot,
+            url,
+            tls,
+            ca,
+            user,
+            password,
+            connect_timeout,
+            deadline,
+            retries,
+            backoff,
+        ):
+            if v != getattr(Config, k, self):  # not the class's default
+                setattr(self, k, v)
 
     @classmethod
     def from_dict(cls, d):
         """Build from a dict (e.g. a JSON config file); unknown keys are an error."""
-        for k in d:
-            if k not in _KNOWN:
-                raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(_KNOWN)))
+        cold("cfgcheck", "from_dict", d)
         return cls(**d)
 
     def url(self):
-        return "http://%s:%d/%s" % (self.host, self.port, "" if self.path == "." else self.path)
+        return ("https://%s:%d/%s" if self.tls else "http://%s:%d/%s") % (
+            self.host,
+            self.port,
+            "" if self.path == "." else self.path,
+        )
 
     def catalog_target(self):
         """Request target of the catalog query."""
@@ -119,10 +127,11 @@ class Config:
         return folder + "/" + quote(name, "")
 
     def __repr__(self):
-        return "Config(url=%r, timeout=%r, led=%r, led_on=%r, reboot=%r)" % (
+        return "Config(url=%r, timeout=%r, led=%r, led_on=%r, reboot=%r%s)" % (
             self.url(),
             self.timeout,
             self.led,
             self.led_on,
             self.reboot,
+            ", ca=%r, user=%r" % (self.ca, self.user) if self.ca or self.user else "",
         )

@@ -2,15 +2,27 @@
 # One request per connection (Connection: close). The status line and headers are read
 # through one fixed buffer: a line over _LINE_MAX bytes or more than _MAX_HEADERS headers is
 # a ValueError. The body is read with readinto(), honouring Content-Length or chunked
-# transfer coding, or up to EOF when the server gives neither.
+# transfer coding, or up to EOF when the server gives neither. https: the socket is wrapped
+# by a caller's tls.SSLContext (which checks the server's certificate) after connecting.
+# A deadline (time.ticks_ms() value) bounds the whole exchange, not only each read.
 import socket
+import time
 
 from micropython import const
 
 _LINE_MAX = const(1024)
 _MAX_HEADERS = const(64)
+_LATE = "the update's deadline passed"
 # Headers kept in Response.headers (lower-case names); all others are skipped unread.
-KEEP = ("content-length", "transfer-encoding", "content-type", "x-md5", "location")
+KEEP = (
+    "content-length",
+    "transfer-encoding",
+    "content-type",
+    "x-md5",
+    "x-sha256",
+    "location",
+    "content-range",
+)
 
 
 def _find(b, c, i, end):
@@ -31,12 +43,24 @@ def _errname(e):
     return str(code)
 
 
-def request(host, port, target, headers=(), timeout=8, buf=None):
+def request(
+    host,
+    port,
+    target,
+    headers=(),
+    timeout=8,
+    buf=None,
+    tls=None,
+    deadline=None,
+    connect_timeout=None,
+):
     """GET `target` and read the reply's head. Returns a Response; close() it.
 
-    `headers`: (name, value) pairs or a dict; Host and Connection are added here.
-    `timeout` (seconds) bounds the connect and every read.
-    `buf`: a buffer of at least _LINE_MAX + 2 bytes to reuse for the head (else new)."""
+    `headers`: (name, value) pairs or a dict; an item may also be bytes: raw header lines,
+    each ending in CRLF. Host and Connection are added here. `timeout` (seconds) bounds
+    every read, and the connect unless `connect_timeout` is given. `buf`: a buffer of at least
+    _LINE_MAX + 2 bytes to reuse for the head (else new). `tls`: a tls.SSLContext for
+    https. `deadline`: a time.ticks_ms() value after which a read fails."""
     if buf is not None and len(buf) < _LINE_MAX + 2:
         raise ValueError("head buffer needs %d bytes, got %d" % (_LINE_MAX + 2, len(buf)))
     try:
@@ -46,15 +70,26 @@ def request(host, port, target, headers=(), timeout=8, buf=None):
             "Cannot connect to %s:%d: name lookup failed (%s)" % (host, port, _errname(e))
         )
     r = Response(socket.socket(ai[0], socket.SOCK_STREAM), buf)
+    r.deadline = deadline
     try:
         try:
-            r.sock.settimeout(timeout)
+            r.sock.settimeout(connect_timeout or timeout)
             r.sock.connect(ai[-1])
+            r.sock.settimeout(timeout)
         except OSError as e:
             raise OSError("Cannot connect to %s:%d (%s)" % (host, port, _errname(e)))
+        if tls is not None:
+            try:
+                r.sock = tls.wrap_socket(r.sock, server_hostname=host)
+            except (OSError, ValueError) as e:
+                # mbedTLS's reason ("The certificate is not correctly signed by the
+                # trusted CA"), or the error code's name
+                a = e.args[0] if e.args else ""
+                a = a.strip() if isinstance(a, str) else _errname(e)
+                raise OSError("TLS with %s:%d failed: %s" % (host, port, a))
         r._put(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (target, host, port))
-        for name, value in headers.items() if isinstance(headers, dict) else headers:
-            r._put(b"%s: %s\r\n" % (name, value))
+        for h in headers.items() if isinstance(headers, dict) else headers:
+            r._put(h if isinstance(h, bytes) else b"%s: %s\r\n" % h)
         r._put(b"\r\n")
         r.sock.write(r._mv[: r._n])
         r._n = 0
@@ -79,6 +114,22 @@ class Response:
         self._n = 0  # end of valid bytes in _b
         self._left = -1  # bytes left in the body (or in the current chunk); -1 = up to EOF
         self._done = False
+        self.deadline = None
+        # None: readinto() raises errors at once; 0 (set by the caller): it hands out the
+        # bytes read before an error, kept here and raised by the next call.
+        self.err = None
+
+    def own(self):
+        """Read the rest through a buffer of the reply's own, not the caller's head buffer
+        (what was read ahead moves along): for a chunked body (whose chunk lines go
+        through that buffer) read into memory that holds the head buffer."""
+        b = bytearray(_LINE_MAX + 2)
+        k = self._n - self._p
+        b[:k] = self._mv[self._p : self._n]
+        self._b = b
+        self._mv = memoryview(b)
+        self._p = 0
+        self._n = k
 
     def close(self):
         if self.sock is not None:
@@ -107,6 +158,8 @@ class Response:
             self._p = 0
         if n == len(mv):
             raise ValueError("HTTP line longer than %d bytes" % _LINE_MAX)
+        if self.deadline is not None and time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
+            raise OSError(_LATE)
         try:
             k = self.sock.readinto(mv[n:])
         except OSError as e:
@@ -188,46 +241,63 @@ class Response:
             self._done = True
 
     def readinto(self, buf):
-        """Fill `buf` from the body; fewer bytes than len(buf) only at its end (0 = done).
+        """Fill `buf` from the body; fewer bytes than len(buf) only at its end (0 = done),
+        or, when `err` is 0, before an error, which the next call raises: so that a
+        caller knows the bytes received before a connection dropped (all of them when it
+        was closed; a socket read that times out or is reset reports no count, so what it
+        read is not counted).
         A read that fills all of `buf` at once allocates nothing."""
+        e = self.err
+        if e:
+            raise e
         want = len(buf)
         got = 0
         mv = None  # a view of buf, made once a read lands at an offset
-        while got < want and not self._done:
-            if self.chunked and self._left == 0:
-                self._next_chunk()
-                continue
-            k = want - got
-            if 0 <= self._left < k:
-                k = self._left
-            avail = self._n - self._p
-            if (avail or k < want) and mv is None:
-                mv = memoryview(buf)
-            if avail:
-                if k > avail:
-                    k = avail
-                mv[got : got + k] = self._mv[self._p : self._p + k]
-                self._p += k
-            else:
-                try:
-                    k = self.sock.readinto(buf if k == want else mv[got : got + k])
-                except OSError as e:
-                    raise OSError(
-                        "body read failed after %d bytes (%s)" % (self.received, _errname(e))
-                    )
-                if not k:
-                    if self._left < 0:
-                        self._done = True
-                        break
-                    if self.chunked:
+        try:
+            while got < want and not self._done:
+                if self.chunked and self._left == 0:
+                    self._next_chunk()
+                    continue
+                k = want - got
+                if 0 <= self._left < k:
+                    k = self._left
+                avail = self._n - self._p
+                if (avail or k < want) and mv is None:
+                    mv = memoryview(buf)
+                if avail:
+                    if k > avail:
+                        k = avail
+                    mv[got : got + k] = self._mv[self._p : self._p + k]
+                    self._p += k
+                else:
+                    d = self.deadline
+                    if d is not None and time.ticks_diff(time.ticks_ms(), d) > 0:
+                        raise OSError(_LATE)
+                    try:
+                        k = self.sock.readinto(buf if k == want else mv[got : got + k])
+                    except OSError as e:
                         raise OSError(
-                            "body cut short inside a chunk after %d bytes" % self.received
+                            "body read failed after %d bytes (%s)" % (self.received, _errname(e))
                         )
-                    raise OSError("body cut short: %d of %d bytes" % (self.received, self.length))
-            got += k
-            self.received += k
-            if self._left > 0:
-                self._left -= k
-                if self._left == 0 and not self.chunked:
-                    self._done = True
+                    if not k:
+                        if self._left < 0:
+                            self._done = True
+                            break
+                        if self.chunked:
+                            raise OSError(
+                                "body cut short inside a chunk after %d bytes" % self.received
+                            )
+                        raise OSError(
+                            "body cut short: %d of %d bytes" % (self.received, self.length)
+                        )
+                got += k
+                self.received += k
+                if self._left > 0:
+                    self._left -= k
+                    if self._left == 0 and not self.chunked:
+                        self._done = True
+        except OSError as x:
+            if not got or self.err is None:
+                raise
+            self.err = x
         return got

@@ -3,10 +3,10 @@
 # Blocks are written as they complete, each erased first (writeblocks with 3 arguments).
 # The image's first 16 bytes (its header, magic 0xE9 first) are held back: block 0 goes
 # to flash with them still erased (0xFF), so a partial or unchecked image never looks
-# like an image. Only when the whole body's MD5 equals the server's x-MD5 are they
-# written, last, into block 0 without an erase (4 arguments: 0xFF AND x = x). The
-# partition is then read back and hashed again; only then set_boot(). The running
-# partition is never written.
+# like an image. Only when the whole body's MD5 equals the server's x-MD5 (and its SHA-256
+# the expected one, when there is one) are they written, last, into block 0 without an
+# erase (4 arguments: 0xFF AND x = x). The partition is then read back and hashed again;
+# only then set_boot(). The running partition is never written.
 import binascii
 import hashlib
 
@@ -34,9 +34,10 @@ class Writer:
     """Write `size` bytes into Partition `part`: fed in any chunk sizes by write(), or
     read straight into room() and then commit()ed.
 
-    `buf` is the caller's one preallocated 4096-byte bytearray."""
+    `buf` is the caller's one preallocated 4096-byte bytearray. `sha256`: the image's
+    SHA-256 as 64 hex digits, checked too when given."""
 
-    def __init__(self, part, size, buf):
+    def __init__(self, part, size, buf, sha256=None):
         if len(buf) != _BLOCK:
             raise ValueError("block buffer is %d bytes, expected %d" % (len(buf), _BLOCK))
         space = part.ioctl(4, None) * _BLOCK
@@ -48,6 +49,8 @@ class Writer:
         self.mv = memoryview(buf)
         self.head = bytearray(_HOLD)
         self.md5 = hashlib.md5()
+        self.sha = sha256 and hashlib.sha256()
+        self.want = sha256
         self.done = 0  # bytes received
         self.fill = 0  # bytes in buf for the current block
         self.blk = 0
@@ -77,7 +80,12 @@ class Writer:
     def commit(self, n):
         """Account for n bytes just put into room()."""
         f = self.fill
-        self.md5.update(self.mv if n == _BLOCK else self.mv[f : f + n])
+        if self.done + n > self.size:
+            raise ValueError("server sent more than %d bytes" % self.size)
+        mv = self.mv if n == _BLOCK else self.mv[f : f + n]
+        self.md5.update(mv)
+        if self.sha:
+            self.sha.update(mv)
         self.fill += n
         self.done += n
         if self.fill == _BLOCK:
@@ -96,7 +104,8 @@ class Writer:
         self.fill = 0
 
     def finish(self, want):
-        """All bytes are in: check the MD5, write the held header, read back, set_boot."""
+        """All bytes are in: check the MD5 (and SHA-256), write the held header, read back,
+        set_boot."""
         if self.done != self.size:
             raise OSError("connection closed after %d of %d bytes" % (self.done, self.size))
         if self.fill:
@@ -104,6 +113,10 @@ class Writer:
         got = binascii.hexlify(self.md5.digest()).decode()
         if got != want.lower():
             raise ValueError("MD5 Check Failed: image %s, server x-MD5 %s" % (got, want))
+        if self.sha:
+            sha = binascii.hexlify(self.sha.digest()).decode()
+            if sha != self.want.lower():
+                raise ValueError("SHA-256 Check Failed: image %s, expected %s" % (sha, self.want))
         self.part.writeblocks(0, self.head, 0)
         back = md5hex(self.part, self.size, self.buf)
         if back != got:

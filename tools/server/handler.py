@@ -377,7 +377,7 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
             return
         with open(fd, "rb", buffering=0) as file:
             try:
-                md5, st = self.app.md5.digest(real, fd)
+                (md5, sha256), st = self.app.md5.digests(real, fd)
             except FileChanging as err:
                 self._error(
                     HTTPStatus.SERVICE_UNAVAILABLE,
@@ -391,12 +391,16 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
                 problem = f"Cannot read {shown}: {err.strerror}"
                 self._error(HTTPStatus.INTERNAL_SERVER_ERROR, problem)
                 return
-            self._send_image(file, os.path.basename(real), md5, st, arch)
+            self._send_image(file, os.path.basename(real), (md5, sha256), st, arch)
 
-    def _send_image(self, file: FileIO, name: str, md5: str, st: os.stat_result, arch: str) -> None:
+    def _send_image(
+        self, file: FileIO, name: str, digests: tuple[str, str], st: os.stat_result, arch: str
+    ) -> None:
         size = st.st_size
+        md5 = digests[0]
         tags = (
             ("x-MD5", md5),
+            ("x-SHA256", digests[1]),
             ("ETag", f'"{md5}"'),
             ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True)),
             ("Accept-Ranges", "bytes"),

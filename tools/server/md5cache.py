@@ -1,4 +1,4 @@
-"""MD5 of each served file, computed once and reused until the file changes.
+"""MD5 (and SHA-256) of each served file, computed once and reused until the file changes.
 
 An entry is keyed on the file's real path and checked against its signature
 (size, mtime_ns, ctime_ns, inode, device). Requests that arrive while a digest
@@ -34,22 +34,27 @@ def signature(st: os.stat_result) -> Signature:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
+Digests = tuple[str, str]  # (hex MD5, hex SHA-256)
+
+
 class _Job:
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.digest = ""
+        self.digest: Digests = ("", "")
         self.error: BaseException | None = None
 
-    def result(self) -> str:
+    def result(self) -> Digests:
         self.done.wait()
         if self.error is not None:
             raise self.error
         return self.digest
 
 
-def hash_fd(fd: int, size: int) -> str:
-    """MD5 of the ``size`` bytes of the open file ``fd``, read with one buffer."""
+def hash_fd(fd: int, size: int) -> Digests:
+    """(MD5, SHA-256) of the ``size`` bytes of the open file ``fd``, read once with one
+    buffer."""
     digest = hashlib.md5()
+    sha = hashlib.sha256()
     buf = bytearray(HASH_CHUNK)
     view = memoryview(buf)
     offset = 0
@@ -58,10 +63,11 @@ def hash_fd(fd: int, size: int) -> str:
         if n == 0:
             break
         digest.update(view[:n])
+        sha.update(view[:n])
         offset += n
     if offset != size:
         raise FileChanging(f"read {offset} bytes, the file said {size}")
-    return digest.hexdigest()
+    return digest.hexdigest(), sha.hexdigest()
 
 
 class Md5Cache:
@@ -70,7 +76,7 @@ class Md5Cache:
         self.racy_ns = racy_ns
         self.computations = 0
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[Signature, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Signature, Digests]] = OrderedDict()
         self._jobs: dict[tuple[str, Signature], _Job] = {}
 
     def digest(self, path: str, fd: int) -> tuple[str, os.stat_result]:
@@ -79,6 +85,11 @@ class Md5Cache:
         The stat is the one the digest belongs to: send exactly st_size bytes.
         Raises FileChanging when the file does not hold still for ATTEMPTS reads.
         """
+        digests, st = self.digests(path, fd)
+        return digests[0], st
+
+    def digests(self, path: str, fd: int) -> tuple[Digests, os.stat_result]:
+        """((hex MD5, hex SHA-256), stat): as digest(), with the SHA-256 too."""
         for _ in range(ATTEMPTS):
             st = os.fstat(fd)
             try:
@@ -87,7 +98,7 @@ class Md5Cache:
                 continue
         raise FileChanging(f"{path} changed while it was being read, {ATTEMPTS} times")
 
-    def _digest(self, path: str, fd: int, st: os.stat_result) -> str:
+    def _digest(self, path: str, fd: int, st: os.stat_result) -> Digests:
         sig = signature(st)
         with self._lock:
             hit = self._entries.get(path)

@@ -1,0 +1,100 @@
+# acupdate.fetch: the agent's requests, loaded for them. get(): a request as an
+# acupdate.config.Config says: http, or https checked against the board's CA file
+# (acupdate.https); basic authentication, sent to that server only; up to 5 redirects
+# (never from https to http); a Range; the
+# update's deadline (due). catalog(): the catalog query.
+import time
+
+from micropython import const
+
+from . import http
+from .config import cold
+
+_REDIRECTS = const(5)
+_HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
+
+
+def due(cfg):
+    """The time.ticks_ms() value at which cfg.deadline seconds from now have passed."""
+    return time.ticks_add(time.ticks_ms(), int(cfg.deadline * 1000))
+
+
+def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
+    """GET `target` from the server of Config `cfg`: http, or https checked against its
+    CA file (acupdate.https); basic authentication, sent to that server only; up to 5
+    redirects (301, 302, 303, 307, 308; absolute or relative Location; never from https to
+    http). The reply, which is not a redirect. `hdrs`: raw header lines (bytes); `buf`:
+    request()'s head buffer; `deadline`: see due(); `ctx`: a one-item list that keeps the
+    TLS context; `start` > 0 asks for the bytes from there on (Range)."""
+    tls, host, port = cfg.tls, cfg.host, cfg.port
+    loc = ""
+    for _ in range(_REDIRECTS + 1):
+        h = [hdrs]
+        if cfg.auth and tls == cfg.tls and host == cfg.host and port == cfg.port:
+            h.append(cfg.auth)
+        if start:
+            h.append(b"Range: bytes=%d-\r\n" % start)
+        if tls and not ctx[0]:
+            if not cfg.ca:
+                raise OSError("https to %s:%d needs a CA file (Config ca=)" % (host, port))
+            ctx[0] = cold("https", "context", cfg.ca)
+        r = http.request(
+            host,
+            port,
+            target,
+            h,
+            cfg.timeout,
+            buf,
+            ctx[0] if tls else None,
+            deadline,
+            cfg.connect_timeout,
+        )
+        code = r.status
+        if code not in (301, 302, 303, 307, 308):
+            return r
+        loc = r.headers.get("location", "")
+        r.close()
+        if not loc:
+            raise OSError("Redirect (%d) without a Location header" % code)
+        tls, host, port, target = _where(loc, tls, host, port, target)
+    raise OSError("Too many redirects: more than %d, the last to %s" % (_REDIRECTS, loc))
+
+
+def catalog(up):
+    """Updater.catalog(): the bin entries of the server in up.cfg."""
+    from . import catalog
+
+    cfg = up.cfg
+    mv = memoryview(up.buf)
+    r = get(cfg, cfg.catalog_target(), b"", mv[_HEAD:], due(cfg), [None])
+    try:
+        if r.status != 200:
+            raise OSError("Update server responds (%d)" % r.status)
+        return catalog.parse(r.readinto, mv[: catalog.BUF])
+    finally:
+        r.close()
+
+
+def _where(loc, tls, host, port, target):
+    """(tls, host, port, target) that a redirect's Location names, absolute (never from
+    https to http) or relative to `target`."""
+    loc = loc.split("#")[0]
+    for c in loc.encode():
+        if c <= 32 or c == 127:
+            raise OSError("Redirect to %r: a space or control character in the Location" % loc[:80])
+    if loc.startswith("//"):
+        loc = ("https:" if tls else "http:") + loc
+    if "://" in loc[:8]:
+        was = tls
+        try:
+            tls, host, port, loc = cold("cfgcheck", "split", loc)
+        except ValueError:
+            raise OSError("Redirect to %r: not an http:// or https:// URL" % loc[:80])
+        if was and not tls:
+            raise OSError("Refused redirect from https to http://%s:%d%s" % (host, port, loc))
+        if loc[:1] != "/":
+            loc = "/" + loc
+    elif loc[:1] != "/":
+        t = target.split("?")[0]
+        loc = t[: t.rfind("/") + 1] + loc
+    return tls, host, port, loc
