@@ -69,12 +69,8 @@ class Case:
     def resume_from(self, size: int) -> int | None:
         """The Range start the agent must ask for next (None: it starts over with a plain
         request, the drop came before the first block was complete and checked; -1: no
-        next request, the first reply brought the whole image). A connection that closes
-        hands out every byte it brought; a read that times out loses what it read of its
-        block (MicroPython's socket readinto() gives no count then): asked for again."""
+        next request, the first reply brought the whole image)."""
         n = self.sent(size)
-        if self.fault == "stall":
-            n -= n % BLOCK
         return -1 if n >= size else n if n >= BLOCK else None
 
 
@@ -311,10 +307,11 @@ class ScriptServer:
     bytes (sent as they are, then the connection is closed) or a callable(conn, Seen).
     Unknown paths get 404. `.url`, `.port`, `.seen` (list of Seen)."""
 
-    def __init__(self, script: dict[str, list]):
+    def __init__(self, script: dict[str, list], tls=None):
         import time
 
         self._time = time.monotonic
+        self.tls = tls  # an ssl.SSLContext: serve https
         self.script = script
         self.seen: list[Seen] = []
         self._count: dict[str, int] = {}
@@ -325,7 +322,7 @@ class ScriptServer:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self) -> ScriptServer:
@@ -358,6 +355,8 @@ class ScriptServer:
             conn.settimeout(10)
             data = b""
             try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 while b"\r\n\r\n" not in data:
                     got = conn.recv(4096)
                     if not got:
@@ -513,4 +512,69 @@ def run_updates(board, cfg: str, updates: list, heap: str = "110K", timeout: flo
     out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or len(out) != len(updates):
         raise AssertionError(f"device run failed ({res.returncode}):\n{res.output}{res.stderr}")
+    return out
+
+
+def make_certs(folder) -> dict:
+    """A test PKI in `folder` (made with cryptography): a CA, a server certificate it signed
+    for 127.0.0.1 and localhost, one for localhost only, and another CA. Returns the paths:
+    ca.der, ca.pem, other.der, bundle.pem (other CA then the CA), server.pem/.key,
+    localhost.pem/.key."""
+    import datetime
+    import ipaddress
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = Path(folder)
+    now = datetime.datetime.now(datetime.UTC)
+    pem, der = serialization.Encoding.PEM, serialization.Encoding.DER
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(cn, key, issuer, issuer_key, ca=False, sans=()):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    out = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("acupdate test CA", ca_key, name("acupdate test CA"), ca_key, ca=True)
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other = cert("another CA", other_key, name("another CA"), other_key, ca=True)
+    for label, sans in (
+        ("server", (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))),
+        ("localhost", (x509.DNSName("localhost"),)),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        c = cert("localhost", key, ca.subject, ca_key, sans=sans)
+        (folder / f"{label}.pem").write_bytes(c.public_bytes(pem))
+        (folder / f"{label}.key").write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        out[f"{label}.pem"] = folder / f"{label}.pem"
+        out[f"{label}.key"] = folder / f"{label}.key"
+    files = {
+        "ca.der": ca.public_bytes(der),
+        "ca.pem": ca.public_bytes(pem),
+        "other.der": other.public_bytes(der),
+        "bundle.pem": b"# other CA\n" + other.public_bytes(pem) + b"\n" + ca.public_bytes(pem),
+    }
+    for k, v in files.items():
+        (folder / k).write_bytes(v)
+        out[k] = folder / k
     return out

@@ -28,7 +28,7 @@ result = catalog.fetch(Config("127.0.0.1", {port}, {path!r}, 5))
 """
 
 
-MODULES = ("config", "cfgcheck", "http", "catalog", "imagecheck")
+MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
 
 
 @pytest.fixture(scope="module")

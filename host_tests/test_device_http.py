@@ -30,7 +30,7 @@ result = [r.status, r.headers, r.length, r.chunked, n, binascii.hexlify(h.digest
 """
 
 
-MODULES = ("config", "cfgcheck", "http", "catalog", "imagecheck")
+MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def merged_image() -> bytes:
     return boot + b"\xff" * (0x8000 - 0x1000 - len(boot)) + b"\xaa\x50" + b"\xff" * 30
 
 
-MODULES = ("config", "cfgcheck", "http", "catalog", "imagecheck")
+MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
 
 
 @pytest.fixture(scope="module")

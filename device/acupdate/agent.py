@@ -95,23 +95,26 @@ class Updater:
         deadline = time.ticks_add(time.ticks_ms(), int(self.cfg.deadline * 1000))
         target = self._target()
         unload(before)  # slots is done
-        cid, hdrs = self.headers(target)
-        hdrs = b"".join(b"%s: %s\r\n" % h for h in hdrs)
+        f = cold("reqhdrs", "facts", self)  # the running image's, kept for resumes
+        cid = f[0]
+        hdrs = cold("reqhdrs", "raw", target, f)
         a = cold("first", "image", self, name, target, cid, hdrs, size, sha, deadline)
+        hdrs = None
         if a is None:
             return None
-        r, b, t, ctx = a
-        a = None
+        r = a[0]
         try:
+            b = a[1]
             if not b[4]:  # the first block is in: check it before anything is written
-                mv = memoryview(self.buf)[: b[3]]
-                cold("imagecheck", "check", mv, cid, b[1], target.info()[3])
-                mv = None
+                cold(
+                    "imagecheck", "check", memoryview(self.buf)[: b[3]], cid, b[1], target.info()[3]
+                )
+            b = None
             from . import transfer
         except BaseException:
             r.close()
             raise
-        return transfer.run(self, r, b, t, target, cid, hdrs, size, deadline, ctx)
+        return transfer.run(self, a, target, f, size, deadline)
 
     # slots is used only from here, so that its functions stay out of _update's frame (a
     # stale slot there would keep their code alive).

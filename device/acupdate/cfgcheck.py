@@ -81,34 +81,21 @@ def norm_path(path):
     return p
 
 
-def from_dict(d):
-    """Config.from_dict's check: every key is a setting."""
-    for k in d:
+def check(host, port, path, timeout, led, led_on, reboot, url, kw):
+    """Check Config.__init__'s arguments (`kw`: its other keyword arguments); the Config's
+    attributes, as a list of (name, value) pairs (connect_timeout resolved, user and
+    password as the Authorization header line `auth`)."""
+    for k in kw:
         if k not in _KNOWN:
             raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(_KNOWN)))
-
-
-def check(
-    host,
-    port,
-    path,
-    timeout,
-    led,
-    led_on,
-    reboot,
-    url,
-    tls,
-    ca,
-    user,
-    password,
-    connect_timeout,
-    deadline,
-    retries,
-    backoff,
-):
-    """Check Config.__init__'s arguments; the Config's attributes, as a list of (name,
-    value) pairs, in the order of __init__'s arguments (connect_timeout resolved, user and
-    password as the Authorization header line `auth`)."""
+    tls = kw.get("tls", False)
+    ca = kw.get("ca")
+    user = kw.get("user")
+    password = kw.get("password")
+    connect_timeout = kw.get("connect_timeout")
+    deadline = kw.get("deadline", 600)
+    retries = kw.get("retries", 3)
+    backoff = kw.get("backoff", 0.5)
     if url is not None:
         tls = split(url)[0]
         host, port, path = parse_url(url)

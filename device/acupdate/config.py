@@ -23,6 +23,12 @@ def cold(name, key, *args):
     finally:
         m = None
         unload(before)
+        # Its code leaves the heap now, before anything else is allocated: what comes
+        # next finds the same free space whatever garbage the call left (the heap's
+        # layout, so its fragmentation, does not depend on a read's timing).
+        import gc
+
+        gc.collect()
 
 
 def quote(s, safe="/"):
@@ -68,36 +74,13 @@ class Config:
         led_on=1,
         reboot=True,
         url=None,
-        tls=False,
-        ca=None,
-        user=None,
-        password=None,
-        connect_timeout=None,
-        deadline=_DEADLINE,
-        retries=3,
-        backoff=0.5,
+        **kw,
     ):
-        # The checked values come back as (name, value) pairs and are set here, after
-        # cfgcheck has left the heap.
+        # kw: tls, ca, user, password, connect_timeout, deadline, retries, backoff. The
+        # checked values come back as (name, value) pairs and are set here, after cfgcheck
+        # has left the heap.
         for k, v in cold(
-            "cfgcheck",
-            "check",
-            host,
-            port,
-            path,
-            timeout,
-            led,
-            led_on,
-            reboot,
-            url,
-            tls,
-            ca,
-            user,
-            password,
-            connect_timeout,
-            deadline,
-            retries,
-            backoff,
+            "cfgcheck", "check", host, port, path, timeout, led, led_on, reboot, url, kw
         ):
             if v != getattr(Config, k, self):  # not the class's default
                 setattr(self, k, v)
@@ -105,7 +88,6 @@ class Config:
     @classmethod
     def from_dict(cls, d):
         """Build from a dict (e.g. a JSON config file); unknown keys are an error."""
-        cold("cfgcheck", "from_dict", d)
         return cls(**d)
 
     def url(self):

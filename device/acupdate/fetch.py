@@ -34,10 +34,15 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
             h.append(cfg.auth)
         if start:
             h.append(b"Range: bytes=%d-\r\n" % start)
-        if tls and not ctx[0]:
-            if not cfg.ca:
-                raise OSError("https to %s:%d needs a CA file (Config ca=)" % (host, port))
-            ctx[0] = cold("https", "context", cfg.ca)
+        c = None
+        if tls:
+            c = ctx and ctx[0]
+            if not c:
+                if not cfg.ca:
+                    raise OSError("https to %s:%d needs a CA file (Config ca=)" % (host, port))
+                c = cold("https", "context", cfg.ca)
+                if ctx:
+                    ctx[0] = c
         r = http.request(
             host,
             port,
@@ -45,7 +50,7 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
             h,
             cfg.timeout,
             buf,
-            ctx[0] if tls else None,
+            c,
             deadline,
             cfg.connect_timeout,
         )

@@ -16,19 +16,19 @@ _HEX = "0123456789abcdefABCDEF"
 
 def image(up, name, part, cid, hdrs, size, sha, deadline):
     """Start downloading image `name` for Partition `part`: None when the server answers
-    304 (the board runs it), else (the open reply, begin()'s result with the first block
-    not yet checked, the request target, the TLS context's holder) for
+    304 (the board runs it), else [the open reply, begin()'s result with the first block
+    not yet checked, the request target, the TLS context's holder] for
     acupdate.transfer.run(). `cid`: the running image's chip
     id; `hdrs`: the request's header lines; `size`: the catalog's size of the image (used
     when there is no Content-Length); `sha`: its SHA-256 (hex) or None; `deadline`: due()."""
     target = up.cfg.image_target(name)
-    ctx = [None]
+    ctx = [None] if up.cfg.tls else None  # keeps the TLS context for a resume
     r = get(up.cfg, target, hdrs, memoryview(up.buf)[_HEAD:], deadline, ctx)
     try:
         if r.status == 304:
             r.close()
             return None
-        return r, begin(r, up, part, cid, size, sha, False), target, ctx
+        return [r, begin(r, up, part, cid, size, sha, False), target, ctx]
     except BaseException:
         r.close()
         raise
@@ -41,8 +41,9 @@ def begin(r, up, part, cid, size, sha, chk=True):
     None, bytes in up.buf, the OSError if the connection dropped in the first block, else
     None)."""
     md5, n, sha = check(r, size, sha)
-    if r.chunked:  # its chunk lines must not go through up.buf, which gets the body
-        r.own()
+    r.headers = None  # read: its heap is the transfer's
+    if r.chunked:
+        own(r)
     mv = memoryview(up.buf)
     k = 0
     err = None
@@ -89,3 +90,16 @@ def check(r, size, sha):
             raise ValueError("x-SHA256 header %s differs from the expected %s" % (s, sha))
         sha = s
     return md5, size, sha
+
+
+def own(r):
+    """Give reply `r` a line buffer of its own for the rest (what was read ahead moves
+    along): a chunked body's chunk lines must not go through the head buffer in up.buf,
+    which gets the body."""
+    b = bytearray(1026)  # http's line buffer size
+    k = r._n - r._p
+    b[:k] = r._mv[r._p : r._n]
+    r._b = b
+    r._mv = memoryview(b)
+    r._p = 0
+    r._n = k

@@ -1,28 +1,18 @@
 # acupdate.http: a minimal HTTP/1.1 client over a plain socket, with bounded memory.
 # One request per connection (Connection: close). The status line and headers are read
-# through one fixed buffer: a line over _LINE_MAX bytes or more than _MAX_HEADERS headers is
-# a ValueError. The body is read with readinto(), honouring Content-Length or chunked
-# transfer coding, or up to EOF when the server gives neither. https: the socket is wrapped
-# by a caller's tls.SSLContext (which checks the server's certificate) after connecting.
-# A deadline (time.ticks_ms() value) bounds the whole exchange, not only each read.
-import socket
+# through one fixed buffer (acupdate.httphead writes the request and reads the head, so
+# that its code can leave the heap while a body is read): a line over _LINE_MAX bytes or
+# more than _MAX_HEADERS headers is a ValueError. The body is read with readinto(),
+# honouring Content-Length or chunked transfer coding, or up to EOF when the server gives
+# neither. https: the socket is wrapped by a caller's tls.SSLContext (which checks the
+# server's certificate) after connecting. A deadline (time.ticks_ms() value) bounds the
+# whole exchange, not only each read.
 import time
 
 from micropython import const
 
 _LINE_MAX = const(1024)
-_MAX_HEADERS = const(64)
 _LATE = "the update's deadline passed"
-# Headers kept in Response.headers (lower-case names); all others are skipped unread.
-KEEP = (
-    "content-length",
-    "transfer-encoding",
-    "content-type",
-    "x-md5",
-    "x-sha256",
-    "location",
-    "content-range",
-)
 
 
 def _find(b, c, i, end):
@@ -58,46 +48,18 @@ def request(
 
     `headers`: (name, value) pairs or a dict; an item may also be bytes: raw header lines,
     each ending in CRLF. Host and Connection are added here. `timeout` (seconds) bounds
-    every read, and the connect unless `connect_timeout` is given. `buf`: a buffer of at least
-    _LINE_MAX + 2 bytes to reuse for the head (else new). `tls`: a tls.SSLContext for
-    https. `deadline`: a time.ticks_ms() value after which a read fails."""
-    if buf is not None and len(buf) < _LINE_MAX + 2:
-        raise ValueError("head buffer needs %d bytes, got %d" % (_LINE_MAX + 2, len(buf)))
-    try:
-        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    except OSError as e:
-        raise OSError(
-            "Cannot connect to %s:%d: name lookup failed (%s)" % (host, port, _errname(e))
-        )
-    r = Response(socket.socket(ai[0], socket.SOCK_STREAM), buf)
-    r.deadline = deadline
-    try:
-        try:
-            r.sock.settimeout(connect_timeout or timeout)
-            r.sock.connect(ai[-1])
-            r.sock.settimeout(timeout)
-        except OSError as e:
-            raise OSError("Cannot connect to %s:%d (%s)" % (host, port, _errname(e)))
-        if tls is not None:
-            try:
-                r.sock = tls.wrap_socket(r.sock, server_hostname=host)
-            except (OSError, ValueError) as e:
-                # mbedTLS's reason ("The certificate is not correctly signed by the
-                # trusted CA"), or the error code's name
-                a = e.args[0] if e.args else ""
-                a = a.strip() if isinstance(a, str) else _errname(e)
-                raise OSError("TLS with %s:%d failed: %s" % (host, port, a))
-        r._put(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (target, host, port))
-        for h in headers.items() if isinstance(headers, dict) else headers:
-            r._put(h if isinstance(h, bytes) else b"%s: %s\r\n" % h)
-        r._put(b"\r\n")
-        r.sock.write(r._mv[: r._n])
-        r._n = 0
-        r._head()
-    except BaseException:
-        r.close()
-        raise
-    return r
+    every read, and the connect unless `connect_timeout` is given. `buf`: a buffer of at
+    least _LINE_MAX + 2 bytes to reuse for the head (else new). `tls`: a tls.SSLContext
+    for https. `deadline`: a time.ticks_ms() value after which a read fails; with it the
+    reply is read without blocking (select.poll waits for it): a read hands out what has
+    come, so that neither a slow trickle nor a stall outlives the deadline or the read
+    timeout, and bytes that came before a stall are never lost. (The work is
+    acupdate.httphead's, loaded on the first request.)"""
+    from . import httphead
+
+    return httphead.request(
+        host, port, target, headers, timeout, buf, tls, deadline, connect_timeout
+    )
 
 
 class Response:
@@ -115,39 +77,43 @@ class Response:
         self._left = -1  # bytes left in the body (or in the current chunk); -1 = up to EOF
         self._done = False
         self.deadline = None
+        self.poll = None  # with a deadline: a select.poll for the socket, once needed
+        self.wait = 0  # the read timeout then, ms
         # None: readinto() raises errors at once; 0 (set by the caller): it hands out the
         # bytes read before an error, kept here and raised by the next call.
         self.err = None
-
-    def own(self):
-        """Read the rest through a buffer of the reply's own, not the caller's head buffer
-        (what was read ahead moves along): for a chunked body (whose chunk lines go
-        through that buffer) read into memory that holds the head buffer."""
-        b = bytearray(_LINE_MAX + 2)
-        k = self._n - self._p
-        b[:k] = self._mv[self._p : self._n]
-        self._b = b
-        self._mv = memoryview(b)
-        self._p = 0
-        self._n = k
 
     def close(self):
         if self.sock is not None:
             self.sock.close()
             self.sock = None
 
-    def _put(self, data):
-        # Queue request bytes in the head buffer, sending it whenever it is full.
-        mv = self._mv
-        i = 0
-        while i < len(data):
-            k = min(len(data) - i, len(mv) - self._n)
-            mv[self._n : self._n + k] = data[i : i + k]
-            self._n += k
-            i += k
-            if self._n == len(mv):
-                self.sock.write(mv)
-                self._n = 0
+    def _read(self, mv):
+        # One socket read into mv: 1 or more bytes, 0 at the end. With a deadline, a
+        # non-blocking read that waits (poll) up to the read timeout and the deadline.
+        if self.deadline is None:
+            return self.sock.readinto(mv)
+        while True:
+            k = self.sock.readinto(mv)
+            if k is not None:
+                return k
+            t = time.ticks_diff(self.deadline, time.ticks_ms())
+            if t <= 0:
+                raise OSError(_LATE)
+            p = self.poll
+            if p is None:  # made when first needed (httphead drops the head's)
+                import select
+
+                p = self.poll = select.poll()
+                p.register(self.sock, select.POLLIN)
+            idle = t > self.wait
+            for _ in p.ipoll(self.wait if idle else t):
+                break
+            else:
+                if idle:
+                    import errno
+
+                    raise OSError(errno.ETIMEDOUT)  # as a blocking socket's timeout says
 
     def _fill(self):
         # Move unread bytes to the front, then read more after them. False at EOF.
@@ -158,10 +124,8 @@ class Response:
             self._p = 0
         if n == len(mv):
             raise ValueError("HTTP line longer than %d bytes" % _LINE_MAX)
-        if self.deadline is not None and time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
-            raise OSError(_LATE)
         try:
-            k = self.sock.readinto(mv[n:])
+            k = self._read(mv[n:])
         except OSError as e:
             raise OSError("reading the reply failed (%s)" % _errname(e))
         if not k:
@@ -180,44 +144,6 @@ class Response:
                 return s, (i - 1 if i > s and b[i - 1] == 13 else i)
             if not self._fill():
                 raise OSError("connection closed in the %s (after %d bytes)" % (what, self._n))
-
-    def _head(self):
-        s, e = self._line("status line")
-        line = bytes(self._mv[s:e])
-        try:
-            if line[:7] != b"HTTP/1." or len(line) < 12 or line[8] != 32:
-                raise ValueError
-            self.status = int(line[9:12])
-        except ValueError:
-            raise ValueError("Bad HTTP status line: %r" % line[:60])
-        h = self.headers
-        for _ in range(_MAX_HEADERS + 1):
-            s, e = self._line("headers")
-            if s == e:
-                break
-            c = _find(self._b, 58, s, e)
-            if c <= s:
-                raise ValueError("Bad HTTP header line: %r" % bytes(self._mv[s : min(e, s + 60)]))
-            name = bytes(self._mv[s:c]).strip().lower().decode()
-            if name in KEEP:
-                h[name] = bytes(self._mv[c + 1 : e]).strip().decode()
-        else:
-            raise ValueError("more than %d HTTP headers" % _MAX_HEADERS)
-        te = h.get("transfer-encoding")
-        cl = h.get("content-length")
-        if te is not None:
-            if te.lower() != "chunked":
-                raise ValueError("unsupported Transfer-Encoding %r" % te)
-            self.chunked = True
-            self._left = 0
-        elif cl is not None:
-            if not cl.isdigit():
-                raise ValueError("Bad Content-Length %r" % cl)
-            self.length = self._left = int(cl)
-        if self.status in (204, 304) or self.status < 200:
-            self._left = 0
-            self.chunked = False
-        self._done = self._left == 0 and not self.chunked
 
     def _next_chunk(self):
         if self.received:  # the CRLF closing the previous chunk
@@ -270,11 +196,8 @@ class Response:
                     mv[got : got + k] = self._mv[self._p : self._p + k]
                     self._p += k
                 else:
-                    d = self.deadline
-                    if d is not None and time.ticks_diff(time.ticks_ms(), d) > 0:
-                        raise OSError(_LATE)
                     try:
-                        k = self.sock.readinto(buf if k == want else mv[got : got + k])
+                        k = self._read(buf if k == want else mv[got : got + k])
                     except OSError as e:
                         raise OSError(
                             "body read failed after %d bytes (%s)" % (self.received, _errname(e))

@@ -15,7 +15,10 @@ def context(ca):
     try:
         f = open(ca, "rb")
     except OSError as e:
-        raise OSError("CA file %s cannot be opened (%s)" % (ca, e.args[0] if e.args else e))
+        import errno
+
+        n = e.args[0] if e.args else 0
+        raise OSError("CA file %s cannot be opened (%s)" % (ca, errno.errorcode.get(n, n)))
     n = 0
     with f:
         if f.read(1) == b"\x30":  # DER: an ASN.1 SEQUENCE

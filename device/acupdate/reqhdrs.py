@@ -17,16 +17,25 @@ _NAMES = (
 _MAC = "%02X:%02X:%02X:%02X:%02X:%02X"
 
 
-def make(up, target):
-    """Updater.headers(): (the running image's chip id, [(name, value)])."""
-    import esp
+def facts(up):
+    """(chip id, length, MD5 hex, ESP-IDF version, app version) of the running image,
+    read through up.buf."""
     import esp32
-    import network
 
     from . import imagecheck
 
     run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
     cid, size, md5, desc = imagecheck.facts(run, up.buf)
+    return cid, size, md5, desc[4] or "unknown", desc[0]
+
+
+def make(up, target, f=None):
+    """Updater.headers(): (the running image's chip id, [(name, value)]); `f`: facts()'s
+    result when known."""
+    import esp
+    import network
+
+    cid, size, md5, idf, version = f or facts(up)
     values = (
         "ESP32-http-Update",
         "no-cache",
@@ -36,11 +45,16 @@ def make(up, target):
         size,
         md5,
         esp.flash_size(),
-        desc[4] or "unknown",
+        idf,
         "sketch",
-        desc[0],
+        version,
     )
     h = list(zip(_NAMES, values))  # noqa: B905 (MicroPython's zip has no strict=)
-    if not desc[0]:
+    if not version:
         h.pop()
     return cid, h
+
+
+def raw(target, f):
+    """The request's header lines (bytes) for facts `f`: what a download sends."""
+    return b"".join(b"%s: %s\r\n" % h for h in make(None, target, f)[1])

@@ -12,7 +12,7 @@ _HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
 _HEAD_LEN = const(1026)
 
 
-def again(up, w, err, tries, md5, n, sha, target, part, cid, hdrs, size, deadline, ctx):
+def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
     """After connection error `err` (try `tries`) of the download into Writer `w` (None
     when it dropped in the first block): the next reply and how it goes on, as (reply or
     None, Writer or None for a start over, md5, size, sha256, bytes in the block buffer,
@@ -21,6 +21,9 @@ def again(up, w, err, tries, md5, n, sha, target, part, cid, hdrs, size, deadlin
     wait(up.cfg, done, n, err, tries, deadline)
     from .fetch import get
     from .first import begin
+    from .reqhdrs import raw
+
+    hdrs = raw(part, f)
 
     # The reply's head (and what comes with it) must not land on the block buffer's
     # partial block, nor where its rest goes: a head buffer of its own then.
@@ -32,15 +35,17 @@ def again(up, w, err, tries, md5, n, sha, target, part, cid, hdrs, size, deadlin
     try:
         if done and r.status == 206:
             check(r, done, n, md5)
-            if r.chunked:  # its chunk lines must not go through up.buf: see first.begin
-                r.own()
+            if r.chunked:
+                from .first import own
+
+                own(r)
             return r, w, md5, n, sha, 0, None
         if done and r.status != 200:
             raise OSError(
                 "Resume refused: the server answered %d to Range: bytes=%d-" % (r.status, done)
             )
         w = None  # a start over: the old Writer goes first
-        return (r, None) + begin(r, up, part, cid, size, sha)
+        return (r, None) + begin(r, up, part, f[0], size, sha)
     except BaseException:
         r.close()
         raise
@@ -78,3 +83,23 @@ def check(r, start, size, md5):
         raise ValueError(
             "Resume refused: Content-Length %d for bytes %d-%d" % (r.length, start, size - 1)
         )
+
+
+def early(r, done, size):
+    """A body that ended after `done` of `size` bytes: the OSError to resume from (the
+    connection was closed), or, for a chunked body that ended properly, the error."""
+    if r.chunked:
+        raise ValueError(
+            "Image is %d bytes, the catalog lists %d: chunked body ended early" % (done, size)
+        )
+    return OSError("connection closed after %d of %d bytes" % (done, size))
+
+
+def end(r, size):
+    """A body without Content-Length must end after the `size` bytes the catalog listed."""
+    try:
+        n = r.readinto(bytearray(1))
+    except OSError:
+        n = 0
+    if n:
+        raise ValueError("The server sends more than the catalog's %d bytes" % size)

@@ -11,11 +11,14 @@ _BLINK = const(8)  # LED toggles every 8 blocks (32 KiB)
 _PROGRESS = const(3)  # agent.PROGRESS
 
 
-def run(up, r, a, target, part, cid, hdrs, size, deadline, ctx):
-    """Continue first.image(): reply `r` with first.begin()'s result `a`; see there for the
-    other arguments. The image's MD5 once it boots next."""
-    md5, n, sha, k, err = a
-    a = w = None
+def run(up, a, part, f, size, deadline):
+    """Continue first.image() from its result `a` (see there for the other arguments;
+    `f`: the running image's facts, reqhdrs.facts()). The image's MD5 once it boots
+    next."""
+    r, b, target, ctx = a
+    md5, n, sha, k, err = b
+    del a[:]  # (a list) emptied: the caller's frame keeps nothing of it
+    b = w = None
     tries = 0
     while True:
         if r:
@@ -44,8 +47,7 @@ def run(up, r, a, target, part, cid, hdrs, size, deadline, ctx):
                 sha,
                 target,
                 part,
-                cid,
-                hdrs,
+                f,
                 size,
                 deadline,
                 ctx,
@@ -85,20 +87,10 @@ def _pump(up, r, w, n):
                 n = r.readinto(w.room())
             except OSError as e:
                 return e
-            if not n:
-                if r.chunked:
-                    raise ValueError(
-                        "Image is %d bytes, the catalog lists %d: chunked body ended early"
-                        % (w.done, size)
-                    )
-                return OSError("connection closed after %d of %d bytes" % (w.done, size))
+            if not n:  # the body ended early: a drop, or (chunked) an error
+                return cold("resume", "early", r, w.done, size)
         if r.length < 0 and not r.err:  # chunked or up to EOF: the body must end here
-            try:
-                n = r.readinto(bytearray(1))
-            except OSError:
-                n = 0
-            if n:
-                raise ValueError("The server sends more than the catalog's %d bytes" % size)
+            cold("resume", "end", r, size)
         return None
     finally:
         if led:

@@ -171,7 +171,8 @@ class UpdateServer:
 
     ``port=0`` picks a free port (read ``srv.port`` after ``start()``).
     ``cert``/``key`` (PEM files) turn on HTTPS; ``user``/``password`` turn on
-    HTTP basic authentication for every request. Raises ServerError for
+    HTTP basic authentication for every request; ``sha256`` adds an x-SHA256
+    header (the file's SHA-256, hex) to image replies. Raises ServerError for
     settings it cannot use.
 
     For tests: ``requests`` keeps the last ``history`` requests as
@@ -199,6 +200,7 @@ class UpdateServer:
         max_clients: int = 512,
         history: int = 1000,
         racy_ns: int = RACY_NS,
+        sha256: bool = False,
     ) -> None:
         self.root = _catalog_root(catalog_dir)
         self.host = host
@@ -214,6 +216,7 @@ class UpdateServer:
         self.timeout = timeout
         self.max_clients = max_clients
         self.md5 = Md5Cache(racy_ns=racy_ns)
+        self.sha256 = sha256
         self.access_log: deque[str] = deque(maxlen=history)
         self.requests: deque[RequestRecord] = deque(maxlen=history)
         self.request_count = 0

@@ -398,13 +398,14 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
     ) -> None:
         size = st.st_size
         md5 = digests[0]
-        tags = (
+        tags: tuple[tuple[str, str], ...] = (
             ("x-MD5", md5),
-            ("x-SHA256", digests[1]),
             ("ETag", f'"{md5}"'),
             ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True)),
             ("Accept-Ranges", "bytes"),
         )
+        if self.app.sha256:
+            tags += (("x-SHA256", digests[1]),)
         running = self.headers.get(f"x-{arch}-sketch-md5", "").strip().lower()
         if running == md5 or f'"{md5}"' in self.headers.get("If-None-Match", ""):
             self._note = "device already runs this image"
