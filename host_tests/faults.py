@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import random
 import socket
-import threading
 from dataclasses import dataclass
+
+from mpy_helpers import LoopbackServer
 
 from tools.image import build_app, build_merged
 
@@ -74,8 +75,9 @@ class Case:
         return -1 if n >= size else n if n >= BLOCK else None
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(self, image: bytes, rng: random.Random, n: int, stall_s: float = 2.0):
+        super().__init__()
         self.image = image
         self.md5 = hashlib.md5(image).hexdigest()
         self.sha256 = hashlib.sha256(image).hexdigest()
@@ -90,44 +92,15 @@ class FaultServer:
         self.seen: dict[str, int] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.cut_rng = random.Random(rng.random())
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
         self.merged = build_merged(image)
         self.other_chip = build_app(version="9.9.9", size=len(image), chip="esp32s3")
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        self._thread.join(timeout=5)
 
     def requests_for(self, index: int) -> list[tuple[str, str | None]]:
         """The requests of case `index`, its redirect targets included."""
         name = f"case{index}.bin"
         with self._lock:
             return [(p, r) for p, r in self.requests if p.rsplit("/", 1)[-1] == name]
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
@@ -301,13 +274,14 @@ class Seen:
         return self.headers.get("range")
 
 
-class ScriptServer:
+class ScriptServer(LoopbackServer):
     """Serves scripted replies on 127.0.0.1: `script` maps a request path to a list of
     replies, one per request to that path in order (the last one repeats). A reply is
     bytes (sent as they are, then the connection is closed) or a callable(conn, Seen).
     Unknown paths get 404. `.url`, `.port`, `.seen` (list of Seen)."""
 
     def __init__(self, script: dict[str, list], tls=None):
+        super().__init__()
         import time
 
         self._time = time.monotonic
@@ -315,40 +289,11 @@ class ScriptServer:
         self.script = script
         self.seen: list[Seen] = []
         self._count: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self.port = self._sock.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> ScriptServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        self._thread.join(timeout=5)
 
     def requests(self, path: str) -> list[Seen]:
         with self._lock:
             return [s for s in self.seen if s.path == path]
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:

@@ -171,23 +171,21 @@ class Request:
         return None
 
 
-class CannedServer:
-    """Serves `routes` {request target: Canned} on 127.0.0.1; unknown targets get 404.
-    Use as a context manager; `.port`, `.requests` (list of Request)."""
+class LoopbackServer:
+    """A threaded TCP server on 127.0.0.1 (port `.port`), one thread per connection given to
+    the subclass's _handle(conn). Use as a context manager; it stops on exit."""
 
-    def __init__(self, routes: dict[str, Canned] | None = None):
-        self.routes = dict(routes or {})
-        self.requests: list[Request] = []
+    def __init__(self, backlog: int = 64):
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
+        self._sock.listen(backlog)
         self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> CannedServer:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -199,7 +197,7 @@ class CannedServer:
             pass
         self._sock.close()
         self._thread.join(timeout=5)
-        assert not self._thread.is_alive(), "canned server did not stop"
+        assert not self._thread.is_alive(), f"{type(self).__name__} did not stop"
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -208,6 +206,19 @@ class CannedServer:
             except OSError:
                 return
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class CannedServer(LoopbackServer):
+    """Serves `routes` {request target: Canned} on 127.0.0.1; unknown targets get 404.
+    Use as a context manager; `.port`, `.requests` (list of Request)."""
+
+    def __init__(self, routes: dict[str, Canned] | None = None):
+        super().__init__(backlog=16)
+        self.routes = dict(routes or {})
+        self.requests: list[Request] = []
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
