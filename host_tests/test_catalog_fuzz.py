@@ -18,11 +18,12 @@ MAX_BINS = 48  # bin entries the device keeps
 
 DEVICE = """
 import json
-from acupdate import catalog
+from acupdate import fetch
 from acupdate.config import Config
+buf = bytearray(4096)  # the agent's block buffer
 for i in range({n}):
     try:
-        got = ["ok", catalog.fetch(Config(url="http://127.0.0.1:{port}/c%d" % i))]
+        got = ["ok", fetch.catalog(Config(url="http://127.0.0.1:{port}/c%d" % i), buf)]
     except ValueError as e:
         got = ["err", "ValueError", str(e)]
     except OSError as e:

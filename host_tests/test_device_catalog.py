@@ -23,12 +23,12 @@ CATALOG = "/_catalog?op=list&path=."
 
 FETCH = """
 from acupdate.config import Config
-from acupdate import catalog
-result = catalog.fetch(Config("127.0.0.1", {port}, {path!r}, 5))
+from acupdate import fetch
+result = fetch.catalog(Config("127.0.0.1", {port}, {path!r}, 5), bytearray(4096))
 """
 
 
-MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
+MODULES = ("config", "cfgcheck", "fetch", "http", "httphead", "catalog", "imagecheck")
 
 
 @pytest.fixture(scope="module")
@@ -213,9 +213,10 @@ def test_2000_entry_catalog_keeps_the_right_entries(mpy_path):
 HEAP = """
 import gc
 from acupdate.config import Config
-from acupdate import catalog, http
+from acupdate import catalog, fetch, http
 cfg = Config("127.0.0.1", {port})
-catalog.fetch(cfg)
+buf = bytearray(4096)  # the agent's block buffer
+fetch.catalog(cfg, buf)
 peak = [0]
 def sample():
     gc.collect()
@@ -236,7 +237,7 @@ http.Response.readinto = sampled_read
 catalog._Scan.element = sampled_element
 gc.collect()
 base = gc.mem_alloc()
-got = catalog.fetch(cfg)
+got = fetch.catalog(cfg, buf)
 sample()
 result = [peak[0] - base, [e[0] for e in got]]
 """

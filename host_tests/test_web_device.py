@@ -140,7 +140,11 @@ def assert_untouched(wb: WebBoard, before: str):
     assert slot_digest(wb.board) == before
     assert wb.board.flash.boot_partition().label == "ota_0"
     st, _, page = wb.request("GET", "/")
-    assert st == 200 and b"Running: <b>ota_0</b>, version <b>1.0.0</b>" in page
+    assert st == 200 and b"Running: <b>ota_0</b>, version <b>1.0.0</b>" in page, (
+        st,
+        page[-400:],
+        wb.running.output[-2000:],
+    )
 
 
 def test_upload_streams_into_the_next_slot_and_restarts_into_it(web, image_big):

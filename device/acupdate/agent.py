@@ -44,10 +44,11 @@ class Updater:
         self.on_start = self.on_progress = self.on_end = self.on_error = None
 
     def catalog(self):
-        """The server's bin entries: [(name, date, time, size)]. update(name) takes the
-        size listed here when the server sends the image without a Content-Length."""
+        """The server's bin entries: [(name, date, time, size)], an entry's sha256 a fifth
+        item when it has one. update(name) takes the size listed here (for a server that
+        sends the image without a Content-Length) and the sha256 (checked too)."""
         self.listed = None
-        self.listed = cold("fetch", "catalog", self)
+        self.listed = cold("fetch", "catalog", self.cfg, self.buf)
         return self.listed
 
     def headers(self, target):
@@ -58,17 +59,17 @@ class Updater:
     def update(self, name, size=None, sha256=None):
         """Download image `name` and make it boot next. Returns SUCCESS, NOAVAIL or FAIL.
 
-        `size`: the image's size, for a server that sends no Content-Length (default: the
-        size the last catalog() listed for `name`); `sha256`: its SHA-256 in hex, checked
-        too (as is the server's x-SHA256 header)."""
+        `size`: the image's size, for a server that sends no Content-Length; `sha256`: its
+        SHA-256 in hex, checked too (as is the server's x-SHA256 header). Both default to
+        what the last catalog() listed for `name`."""
         self.status = START
         self.error = ""
         if self.on_start:
             self.on_start()
-        if size is None and self.listed:
-            for e in self.listed:
-                if e[0] == name:
-                    size = e[3]
+        for e in self.listed or ():
+            if e[0] == name:  # the catalog's size and sha256 unless given
+                size = e[3] if size is None else size
+                sha256 = e[4] if sha256 is None and len(e) > 4 else sha256
         self.listed = None  # the catalog's list is not kept during the update
         before = loaded()
         try:

@@ -1,8 +1,9 @@
-# acupdate.catalog: ask the update server which images it has.
-# GET /_catalog?op=list&path=<path> answers a JSON array of objects. The array is scanned
+# acupdate.catalog: the update server's list of images, parsed (acupdate.fetch.catalog asks
+# for it: GET /_catalog?op=list&path=<path> answers a JSON array of objects). The array is scanned
 # from the socket through one fixed buffer, one element at a time; only that element is
 # handed to json.loads, so memory does not grow with the number of entries. Entries of
-# type "bin" (any case) are kept as (name, date, time, size); "file", "directory" skipped.
+# type "bin" (any case) are kept as (name, date, time, size), and the entry's "sha256" as a
+# fifth item when it gives one; "file", "directory" skipped.
 from micropython import const
 
 BUF = const(1024)  # default buffer: also the largest catalog entry accepted
@@ -162,7 +163,8 @@ class _Scan:
 
 
 def parse(readinto, buf=None):
-    """Bin entries of a catalog body: a list of (name, date, time, size) tuples.
+    """Bin entries of a catalog body: a list of (name, date, time, size) tuples, with the
+    entry's sha256 (64 hex digits) as a fifth item when it has one.
 
     `readinto(mv)` fills mv from the body (fewer bytes only at its end); `buf` bounds an
     entry's size. Anything but a JSON array of objects raises ValueError."""
@@ -201,10 +203,13 @@ def parse(readinto, buf=None):
                 raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
             if len(out) == MAX_BINS:
                 raise _bad("more than %d bin entries: the board keeps at most that many" % MAX_BINS)
-            d, t = o.get("date"), o.get("time")
-            out.append(
-                (_pairs(name), "" if d is None else str(d), "" if t is None else str(t), size)
-            )
+            d, t, h = o.get("date"), o.get("time"), o.get("sha256")
+            e = (_pairs(name), "" if d is None else str(d), "" if t is None else str(t), size)
+            if h is not None:
+                if not isinstance(h, str) or len(h) != 64 or h.strip(_HEX.decode()):
+                    raise _bad("entry %d (%s) has sha256 %r, not 64 hex digits" % (i, name, h))
+                e += (h,)
+            out.append(e)
         o = None
         i += 1
         c = sc.skip_ws()
@@ -245,18 +250,3 @@ def _pairs(s):
         out.append(b[i])
         i += 1
     return out.decode()
-
-
-def fetch(cfg, buf=None, head=None):
-    """Query the server in Config `cfg`; returns parse()'s list. OSError if unreachable or
-    not 200 ('Update server responds (404)'), ValueError for a bad body. `buf`: parse()'s
-    buffer; `head`: the reply head's (see http.request)."""
-    from . import http
-
-    r = http.request(cfg.host, cfg.port, cfg.catalog_target(), (), cfg.timeout, buf=head)
-    try:
-        if r.status != 200:
-            raise OSError("Update server responds (%d)" % r.status)
-        return parse(r.readinto, buf)
-    finally:
-        r.close()

@@ -154,3 +154,29 @@ def check(host, port, path, timeout, led, led_on, reboot, url, kw):
         ("retries", retries),
         ("backoff", backoff),
     )
+
+
+def where(loc, tls, host, port, target):
+    """(tls, host, port, target) that a redirect's Location names, absolute (never from
+    https to http) or relative to `target` (for acupdate.fetch, which loads this module
+    only for a redirect)."""
+    loc = loc.split("#")[0]
+    for c in loc.encode():
+        if c <= 32 or c == 127:
+            raise OSError("Redirect to %r: a space or control character in the Location" % loc[:80])
+    if loc.startswith("//"):
+        loc = ("https:" if tls else "http:") + loc
+    if "://" in loc[:8]:
+        was = tls
+        try:
+            tls, host, port, loc = split(loc)
+        except ValueError:
+            raise OSError("Redirect to %r: not an http:// or https:// URL" % loc[:80])
+        if was and not tls:
+            raise OSError("Refused redirect from https to http://%s:%d%s" % (host, port, loc))
+        if loc[:1] != "/":
+            loc = "/" + loc
+    elif loc[:1] != "/":
+        t = target.split("?")[0]
+        loc = t[: t.rfind("/") + 1] + loc
+    return tls, host, port, loc

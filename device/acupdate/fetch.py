@@ -3,11 +3,12 @@
 # (acupdate.https); basic authentication, sent to that server only; up to 5 redirects
 # (never from https to http); a Range; the
 # update's deadline (due). catalog(): the catalog query.
+import gc
 import time
 
 from micropython import const
 
-from . import http
+from . import http, loaded, unload
 from .config import cold
 
 _REDIRECTS = const(5)
@@ -25,7 +26,9 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
     redirects (301, 302, 303, 307, 308; absolute or relative Location; never from https to
     http). The reply, which is not a redirect. `hdrs`: raw header lines (bytes); `buf`:
     request()'s head buffer; `deadline`: see due(); `ctx`: a one-item list that keeps the
-    TLS context; `start` > 0 asks for the bytes from there on (Range)."""
+    TLS context; `start` > 0 asks for the bytes from there on (Range). The modules loaded
+    for the head (httphead; https, cfgcheck) are unloaded once it is read."""
+    before = loaded()
     tls, host, port = cfg.tls, cfg.host, cfg.port
     loc = ""
     for _ in range(_REDIRECTS + 1):
@@ -56,50 +59,27 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
         )
         code = r.status
         if code not in (301, 302, 303, 307, 308):
+            unload(before)
+            gc.collect()  # as cold() does: the body's reads find the same heap every time
             return r
         loc = r.headers.get("location", "")
         r.close()
         if not loc:
             raise OSError("Redirect (%d) without a Location header" % code)
-        tls, host, port, target = _where(loc, tls, host, port, target)
+        tls, host, port, target = cold("cfgcheck", "where", loc, tls, host, port, target)
     raise OSError("Too many redirects: more than %d, the last to %s" % (_REDIRECTS, loc))
 
 
-def catalog(up):
-    """Updater.catalog(): the bin entries of the server in up.cfg."""
-    from . import catalog
-
-    cfg = up.cfg
-    mv = memoryview(up.buf)
+def catalog(cfg, buf):
+    """Updater.catalog(): the bin entries of the server in Config `cfg`, read through the
+    4096-byte `buf`."""
+    mv = memoryview(buf)
     r = get(cfg, cfg.catalog_target(), b"", mv[_HEAD:], due(cfg), [None])
     try:
         if r.status != 200:
             raise OSError("Update server responds (%d)" % r.status)
+        from . import catalog  # after get(), which unloaded the head's modules
+
         return catalog.parse(r.readinto, mv[: catalog.BUF])
     finally:
         r.close()
-
-
-def _where(loc, tls, host, port, target):
-    """(tls, host, port, target) that a redirect's Location names, absolute (never from
-    https to http) or relative to `target`."""
-    loc = loc.split("#")[0]
-    for c in loc.encode():
-        if c <= 32 or c == 127:
-            raise OSError("Redirect to %r: a space or control character in the Location" % loc[:80])
-    if loc.startswith("//"):
-        loc = ("https:" if tls else "http:") + loc
-    if "://" in loc[:8]:
-        was = tls
-        try:
-            tls, host, port, loc = cold("cfgcheck", "split", loc)
-        except ValueError:
-            raise OSError("Redirect to %r: not an http:// or https:// URL" % loc[:80])
-        if was and not tls:
-            raise OSError("Refused redirect from https to http://%s:%d%s" % (host, port, loc))
-        if loc[:1] != "/":
-            loc = "/" + loc
-    elif loc[:1] != "/":
-        t = target.split("?")[0]
-        loc = t[: t.rfind("/") + 1] + loc
-    return tls, host, port, loc

@@ -57,8 +57,8 @@ def ls(url=None):
     for e in entries:
         w = max(w, len(e[0]))
     print("  %-*s  %-10s %-8s %10s" % (w, "name", "date", "time", "size"))
-    for name, date, tm, size in entries:
-        print("  %-*s  %-10s %-8s %10s" % (w, name, date, tm[:8], _size(size)))
+    for e in entries:
+        print("  %-*s  %-10s %-8s %10s" % (w, e[0], e[1], e[2][:8], _size(e[3])))
     return entries
 
 
@@ -85,7 +85,10 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
             return None
         name = entries[0][0]
     if not quiet:
-        print("Updating from http://%s:%d%s" % (cfg.host, cfg.port, cfg.image_target(name)))
+        where = (cfg.host, cfg.port, cfg.image_target(name))
+        print(
+            ("Updating from https://%s:%d%s" if cfg.tls else "Updating from http://%s:%d%s") % where
+        )
         t0 = time.ticks_ms()
         last = [-1]
 

@@ -27,8 +27,8 @@ DRAIN_MAX = const(4194304)  # a refused body larger than this is not read before
 _ROUTES = b"""GET / webviews home
 GET /update webviews form
 POST /update webupload post
-GET /_ac/update webmenu catalog
-POST /_ac/update_act webmenu install
+GET /_ac/update webcat menu
+POST /_ac/update_act webcat act
 GET /_ac/update_result webpage result"""
 
 

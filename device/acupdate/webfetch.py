@@ -1,54 +1,33 @@
-# acupdate.webfetch: the UPDATE menu's install from the update server, run as a task of the
-# web server's asyncio loop. Same request (ESP32 HTTPUpdate headers from
-# agent.Updater.headers), same reply checks and texts as the agent, same image checks before
-# a byte is written; then the image goes into the next OTA slot one block per step, the
-# loop serving other requests (the progress polls) between blocks.
+# acupdate.webfetch: the UPDATE menu's install from the update server (webcat.act starts
+# it), a task of the web server's asyncio loop. The agent's own steps do the work, so that
+# both ways of updating have the same transport (https checked against the CA file, basic
+# auth, redirects, the deadline, resume after a drop) and the same checks and texts: the
+# request headers (acupdate.reqhdrs), the reply and the first block (acupdate.first,
+# acupdate.imagecheck), the blocks (acupdate.ota.Writer) and a dropped connection
+# (acupdate.resume), each loaded for its step. Only the loop over the blocks is this
+# module's (acupdate.transfer's, made async): the web server answers the progress polls
+# between two blocks.
 import asyncio
-import gc
+import time
 
-from . import web
-
-_HTTP_ERRORS = {401: "Unauthorized (401)", 403: "Forbidden (403)", 404: "File Not Found (404)"}
-
-
-def _prepare(cfg):
-    # (target slot, running image's chip id, request headers); agent and slots dropped after.
-    from . import slots
-    from .agent import Updater
-
-    # The Updater makes its own 4096-byte buffer: the block buffer is freed just before, so
-    # that the new one takes its space; it is the block buffer from then on.
-    web.block = None
-    gc.collect()
-    try:
-        up = Updater(cfg)
-    except Exception:
-        web.block = bytearray(4096)
-        raise
-    web.block = up.buf
-    try:
-        target = slots.target()
-        return (target,) + tuple(up.headers(target))
-    finally:
-        web.drop("agent", "slots")
+from . import http, web  # noqa: F401 (http: the reply's class, kept loaded, see agent)
+from .config import cold
 
 
-def _check(first, cid, size, space):
-    # imagecheck.check before a byte is written; the image's version. imagecheck dropped.
-    from . import imagecheck
+class Job:
+    """What the agent's steps use of an agent.Updater: the Config and the block buffer
+    (the web server's)."""
 
-    try:
-        imagecheck.check(first, cid, size, space)
-        return imagecheck.app_desc(first)[0] if len(first) >= 176 else ""
-    finally:
-        web.drop("imagecheck")
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.buf = web.block
 
 
-async def run(cfg, name):
+async def run(cfg, name, size, sha):
     """The install task: web.st tells its progress and outcome; web.leave() when it ends."""
     st = web.st
     try:
-        await install(cfg, name, st)
+        await install(cfg, name, size, sha, st)
     except Exception as e:  # MemoryError too: the page must say what happened
         web.fail(web.msg(e))
     finally:
@@ -57,61 +36,84 @@ async def run(cfg, name):
     print("acupdate web: install %s: %s" % (st.status, st.text))
 
 
-async def install(cfg, name, st):
-    """Install catalog entry `name` from the server in `cfg`; progress and result in `st`."""
-    target, cid, hdrs = _prepare(cfg)
-    req = (cfg.host, cfg.port, cfg.image_target(name), hdrs, cfg.timeout)
-    cfg = hdrs = None
-    web.drop("config")
-    gc.collect()
-    await asyncio.sleep_ms(0)
-    from . import http
+async def install(cfg, name, size, sha, st):
+    """Install catalog entry `name` from the server in `cfg`; progress and result in `st`.
+    `size`, `sha`: the catalog's (see act())."""
+    up = Job(cfg)
+    deadline = time.ticks_add(time.ticks_ms(), int(cfg.deadline * 1000))
+    part = cold("slots", "target")
+    f = cold("reqhdrs", "facts", up)  # the running image's, kept for resumes
+    a = cold(
+        "first", "image", up, name, part, f[0], cold("reqhdrs", "raw", part, f), size, sha, deadline
+    )
+    if a is None:
+        st.status = "NOAVAIL"
+        st.text = "the board already runs %s: nothing to install" % name
+        return
+    r, b, target, ctx = a
+    del a[:]
+    md5, n, sha, k, err = b
+    b = None
+    if not err:  # the first block is in: check it before anything is written
+        try:
+            cold("imagecheck", "check", memoryview(up.buf)[:k], f[0], n, part.info()[3])
+        except BaseException:
+            r.close()
+            raise
+    st.size = n
+    st.status = "PROGRESS"
+    w = None
+    tries = 0
+    while True:  # transfer.run's loop
+        if r:
+            try:
+                if not err:
+                    if not w:
+                        from . import ota
 
-    # The reply head goes through the block buffer's last 1026 bytes: a reply without a
-    # Content-Length (chunked) is refused before its body is read into the block.
-    r = http.request(*req, buf=memoryview(web.block)[3070:])
-    req = None
-    try:
-        if r.status == 304:
-            st.status = "NOAVAIL"
-            st.text = "the board already runs %s: nothing to install" % name
-            return
-        if r.status != 200:
-            raise OSError(_HTTP_ERRORS.get(r.status) or "Wrong HTTP Code (%d)" % r.status)
-        size = r.length
-        if size <= 0:
-            raise OSError("Server Did Not Report Size")
-        md5 = r.headers.get("x-md5", "")
-        if len(md5) != 32 or md5.strip("0123456789abcdefABCDEF"):
-            raise ValueError("Bad x-MD5 header %r: expected 32 hex digits" % md5[:40])
-        st.size = size
-        st.status = "PROGRESS"
-        buf = web.block
-        mv = memoryview(buf)
-        n = r.readinto(mv[: min(size, len(buf))])
-        version = _check(mv[:n], cid, size, target.info()[3])
-        gc.collect()
-        from . import ota
-
-        w = ota.Writer(target, size, buf)  # block 0's first n bytes are already in buf
-        w.commit(n)
-        while True:
-            st.amount = w.done
-            if w.done >= size:
-                break
-            await asyncio.sleep_ms(0)
-            k = r.readinto(w.room())
-            if not k:
-                break
-            w.commit(k)
-        md5 = w.finish(md5)
-    finally:
-        r.close()
+                        w = ota.Writer(part, n, up.buf, sha)
+                    err = await _pump(st, r, w, k)
+            finally:
+                r.close()
+        if err is None:
+            break
+        tries += 1
+        r, w, md5, n, sha, k, err = cold(
+            "resume", "again", up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx
+        )
+        st.amount = w.done if w else 0
+    md5 = w.finish(md5)
+    part.readblocks(0, up.buf)  # the version for the result, from the image now in flash
+    version = cold("imagecheck", "app_desc", up.buf)[0]
     st.status = "SUCCESS"
+    st.amount = n
     st.text = "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (
         name,
-        size,
+        n,
         md5,
         version or "(blank)",
-        target.info()[4],
+        part.info()[4],
     )
+
+
+async def _pump(st, r, w, n):
+    # transfer._pump's loop, a block a step: None when the whole image is in, else the
+    # OSError that ended the connection.
+    r.err = 0
+    size = w.size
+    while True:
+        if n:
+            w.commit(n)
+            st.amount = w.done
+        if w.done >= size:
+            break
+        await asyncio.sleep_ms(0)
+        try:
+            n = r.readinto(w.room())
+        except OSError as e:
+            return e
+        if not n:
+            return cold("resume", "early", r, w.done, size)
+    if r.length < 0 and not r.err:
+        cold("resume", "end", r, size)
+    return None

@@ -1,8 +1,7 @@
-# acupdate.webmenu: AutoConnect's UPDATE menu: the update server's catalog as radio buttons
-# (or "No available firmwares", or the server's error), the UPDATE button, and the install
-# it starts as a task (webfetch) while the progress page polls /_ac/update_progress.
-# Each phase imports what it needs and drops it after: the catalog query (config, catalog,
-# http) ends before the page (webpage) is built.
+# acupdate.webmenu: AutoConnect's UPDATE menu's pages, loaded once webcat has queried the
+# update server (and unloaded what that took): the catalog as radio buttons, or "No
+# available firmwares", or the server's error; the UPDATE button; the progress page of
+# the install (webfetch.run), which polls /_ac/update_progress.
 from . import web
 
 _WATCH_JS = (
@@ -13,56 +12,14 @@ _WATCH_JS = (
 )
 
 
-def config():
-    """The update server's Config: serve()'s update_server, else /acupdate.json's "server"."""
-    from .config import Config
-
-    s = web.server
-    if isinstance(s, str):
-        return Config(url=s)
-    if s is not None:
-        return s
-    import json
-
-    try:
-        with open("/acupdate.json") as f:
-            d = json.load(f).get("server")
-    except OSError:
-        d = None
-    if not d:
-        raise ValueError("no update server: give serve() an update_server URL or deploy one")
-    return Config.from_dict(d)
-
-
-def _entries():
-    # (server URL, the catalog's bin entries or an error text); the modules are dropped.
-    url = "(none)"
-    try:
-        if web.busy():  # the block buffer is the update's
-            raise OSError("An update is running: see its progress, then come back.")
-        cfg = config()
-        url = cfg.url()
-        from . import catalog
-
-        mv = memoryview(web.block)  # the entries through its first KiB, the reply head last
-        return url, catalog.fetch(cfg, mv[:1024], mv[3070:])
-    except Exception as e:  # MemoryError too: the page says what happened
-        return url, web.msg(e)
-    finally:
-        web.drop("catalog", "http", "config")
-
-
 def _size(n):
     if n >= 1048576:
         return b"%.2f MiB" % (n / 1048576)
     return b"%.1f KiB" % (n / 1024) if n >= 1024 else b"%d bytes" % n
 
 
-async def catalog(src, w, head):
-    url, entries = _entries()
-    import gc
-
-    gc.collect()
+async def catalog(w, url, entries):
+    """The UPDATE page of the catalog `entries` (webcat.menu's) of the server at `url`."""
     from . import webpage
 
     esc = webpage.esc
@@ -75,7 +32,8 @@ async def catalog(src, w, head):
             b'<form method="POST" action="/_ac/update_act"><table><tr><th></th><th>'
             b"Firmware</th><th>Date</th><th>Time</th><th>Size</th></tr>"
         ]
-        for i, (name, date, tm, size) in enumerate(entries):
+        for i, e in enumerate(entries):
+            name, date, tm, size = e[:4]
             rows.append(
                 b'<tr><td><input type="radio" name="bin" id="b%d" value="%s"%s></td><td>'
                 b'<label for="b%d">%s</label></td><td>%s</td><td>%s</td><td>%s</td></tr>'
@@ -98,34 +56,8 @@ async def catalog(src, w, head):
     )
 
 
-async def install(src, w, head):
-    if web.busy():
-        return await web.conflict(src, w, head)
-    if src.length > 512:
-        return await web.page("refuse", src, w, head, 413)
-    while src.n - src.p < src.length:
-        if not await src.fill():
-            raise ValueError("the form ends early")
-    name = ""
-    for kv in bytes(src.mv[src.p : src.n]).split(b"&"):
-        k, _, v = kv.partition(b"=")
-        if k == b"bin":
-            name = _unquote(v)
-    if not name:
-        return await web.page(
-            "message",
-            w,
-            b"400 Bad Request",
-            "No image chosen",
-            "Choose a firmware image, then UPDATE.",
-        )
-    try:
-        cfg = config()
-    except Exception as e:
-        return await web.page(
-            "message", w, b"500 Internal Server Error", "No update server", web.msg(e)
-        )
-    url = cfg.url()
+async def started(w, name, url):
+    """The progress page of the install of `name` from `url` (webcat.act's)."""
     from . import webbar, webpage
 
     await web.send(
@@ -143,28 +75,3 @@ async def install(src, w, head):
             _WATCH_JS,
         ),
     )
-    web.begin("server", name)
-    # The task starts once this request is over; it needs none of the page modules.
-    webpage = webbar = None
-    web.drop("webmenu", "webpage", "webbar")
-    import asyncio
-
-    from . import webfetch
-
-    web.enter()  # the install task needs its modules until it ends
-    asyncio.create_task(webfetch.run(cfg, name))
-
-
-def _unquote(v):
-    # A urlencoded form value (bytes) as str.
-    v = v.replace(b"+", b" ")
-    out = bytearray()
-    i = 0
-    while i < len(v):
-        if v[i] == 37 and i + 3 <= len(v):
-            out.append(int(v[i + 1 : i + 3].decode(), 16))
-            i += 3
-        else:
-            out.append(v[i])
-            i += 1
-    return out.decode()
