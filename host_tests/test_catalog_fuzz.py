@@ -18,12 +18,11 @@ MAX_BINS = 48  # bin entries the device keeps
 
 DEVICE = """
 import json
-from acupdate import fetch
 from acupdate.config import Config
 buf = bytearray(4096)  # the agent's block buffer
 for i in range({n}):
     try:
-        got = ["ok", fetch.catalog(Config(url="http://127.0.0.1:{port}/c%d" % i), buf)]
+        got = ["ok", Config(url="http://127.0.0.1:{port}/c%d" % i).listing(buf)]
     except ValueError as e:
         got = ["err", "ValueError", str(e)]
     except OSError as e:

@@ -23,8 +23,7 @@ CATALOG = "/_catalog?op=list&path=."
 
 FETCH = """
 from acupdate.config import Config
-from acupdate import fetch
-result = fetch.catalog(Config("127.0.0.1", {port}, {path!r}, 5), bytearray(4096))
+result = Config("127.0.0.1", {port}, {path!r}, 5).listing(bytearray(4096))
 """
 
 
@@ -213,10 +212,10 @@ def test_2000_entry_catalog_keeps_the_right_entries(mpy_path):
 HEAP = """
 import gc
 from acupdate.config import Config
-from acupdate import catalog, fetch, http
+from acupdate import catalog, http
 cfg = Config("127.0.0.1", {port})
 buf = bytearray(4096)  # the agent's block buffer
-fetch.catalog(cfg, buf)
+cfg.listing(buf)
 peak = [0]
 def sample():
     gc.collect()
@@ -237,7 +236,7 @@ http.Response.readinto = sampled_read
 catalog._Scan.element = sampled_element
 gc.collect()
 base = gc.mem_alloc()
-got = fetch.catalog(cfg, buf)
+got = cfg.listing(buf)
 sample()
 result = [peak[0] - base, [e[0] for e in got]]
 """

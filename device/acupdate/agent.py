@@ -48,7 +48,7 @@ class Updater:
         item when it has one. update(name) takes the size listed here (for a server that
         sends the image without a Content-Length) and the sha256 (checked too)."""
         self.listed = None
-        self.listed = cold("fetch", "catalog", self.cfg, self.buf)
+        self.listed = self.cfg.listing(self.buf)
         return self.listed
 
     def headers(self, target):

@@ -97,6 +97,18 @@ class Config:
             "" if self.path == "." else self.path,
         )
 
+    def listing(self, buf):
+        """The bin entries of the server's catalog (see acupdate.catalog.parse), read
+        through the 4096-byte `buf`: the query (acupdate.fetch) leaves the heap before the
+        parser comes."""
+        from . import http  # noqa: F401 (the reply is its Response: loaded before, kept)
+
+        r = cold("fetch", "catalog", self, buf)
+        try:
+            return cold("catalog", "parse", r.readinto, memoryview(buf)[:1024])
+        finally:
+            r.close()
+
     def catalog_target(self):
         """Request target of the catalog query."""
         return "/_catalog?op=list&path=" + quote(self.path)

@@ -71,15 +71,11 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
 
 
 def catalog(cfg, buf):
-    """Updater.catalog(): the bin entries of the server in Config `cfg`, read through the
-    4096-byte `buf`."""
-    mv = memoryview(buf)
-    r = get(cfg, cfg.catalog_target(), b"", mv[_HEAD:], due(cfg), [None])
-    try:
-        if r.status != 200:
-            raise OSError("Update server responds (%d)" % r.status)
-        from . import catalog  # after get(), which unloaded the head's modules
-
-        return catalog.parse(r.readinto, mv[: catalog.BUF])
-    finally:
+    """The reply (200, its body not read yet) to the catalog query of the server in Config
+    `cfg`; its head is read into the 4096-byte `buf`'s last 1026 bytes. Config.listing()
+    parses the body once this module has left the heap."""
+    r = get(cfg, cfg.catalog_target(), b"", memoryview(buf)[_HEAD:], due(cfg), [None])
+    if r.status != 200:
         r.close()
+        raise OSError("Update server responds (%d)" % r.status)
+    return r

@@ -3,8 +3,7 @@
 # (the chosen entry looked up in the catalog, the progress page, then the install task,
 # acupdate.webfetch). The catalog query is the agent's (acupdate.fetch), through the web
 # server's block buffer; its modules leave the heap before a page is built.
-from . import web
-from .config import cold
+from . import http, web  # noqa: F401 (http: the reply's class, kept loaded, see agent)
 
 
 def config():
@@ -31,7 +30,7 @@ def config():
 def listing(cfg):
     """The catalog's bin entries (see acupdate.catalog.parse), read through the block
     buffer."""
-    return cold("fetch", "catalog", cfg, web.block)
+    return cfg.listing(web.block)
 
 
 def _entries():
