@@ -202,6 +202,46 @@ def test_catalog_survives_fifo_and_unicode_names(srv: UpdateServer, root: Path) 
     assert "filename*=UTF-8''fw-%C3%A9t%C3%A9.bin" in response.getheader("Content-Disposition")
 
 
+def test_catalog_lists_each_images_sha256_when_asked(
+    root: Path, files: dict[str, bytes], srv: UpdateServer
+) -> None:
+    plain = catalog(srv)
+    assert not any("sha256" in entry for entry in plain)
+    with UpdateServer(root, sha256=True) as server:
+        listed = catalog(server)
+        # app.bin and link_in.bin (the same real file) are hashed once, and the image
+        # reply's x-SHA256 comes from the same cache entry
+        assert server.md5_computations == 1
+        assert catalog(server) == listed and server.md5_computations == 1
+        status, response, body = fetch(server, "/app.bin", DEVICE)
+        assert status == 200 and body == files["app.bin"]
+        assert server.md5_computations == 1
+        sub = catalog(server, "sub")
+    digest = hashlib.sha256(files["app.bin"]).hexdigest()
+    assert response.getheader("x-SHA256") == digest
+    entries = {entry["name"]: entry for entry in listed}
+    assert entries["app.bin"]["sha256"] == entries["link_in.bin"]["sha256"] == digest
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    # otherwise the catalog is the same: same entries, same fields, sha256 after size
+    assert [{k: v for k, v in entry.items() if k != "sha256"} for entry in listed] == plain
+    assert list(entries["app.bin"]) == ["name", "type", "date", "time", "size", "sha256"]
+    assert [e["name"] for e in listed if "sha256" in e] == ["app.bin", "link_in.bin"]
+    inner = {entry["name"]: entry for entry in sub}["inner.bin"]
+    assert inner["sha256"] == hashlib.sha256(files["sub/inner.bin"]).hexdigest()
+    assert "sha256" not in {entry["name"]: entry for entry in sub}["fw"]
+
+
+def test_catalog_sha256_follows_a_replaced_image(root: Path) -> None:
+    with UpdateServer(root, sha256=True) as server:
+        first = {e["name"]: e for e in catalog(server)}["app.bin"]["sha256"]
+        new = image(300_000, 7)
+        (root / "tmp.bin").write_bytes(new)
+        os.replace(root / "tmp.bin", root / "app.bin")
+        second = {e["name"]: e for e in catalog(server)}["app.bin"]
+    assert second["sha256"] == hashlib.sha256(new).hexdigest() != first
+    assert second["size"] == len(new)
+
+
 # --- images -----------------------------------------------------------------------
 
 
@@ -789,7 +829,8 @@ def test_cli_help() -> None:
         timeout=30,
     )
     assert result.returncode == 0
-    for option in ("--port", "--bind", "--catalog", "--log", "--cert", "--key", "--user"):
+    options = ("--port", "--bind", "--catalog", "--log", "--cert", "--key", "--user", "--sha256")
+    for option in options:
         assert option in result.stdout
 
 
@@ -835,8 +876,10 @@ def read_until(stream: IO[bytes], pattern: bytes, timeout: float = 20) -> bytes:
     return seen
 
 
-def test_cli_serves_until_sigterm(root: Path) -> None:
+@pytest.mark.parametrize("sha256", [False, True])
+def test_cli_serves_until_sigterm(root: Path, files: dict[str, bytes], sha256: bool) -> None:
     command = [sys.executable, "-m", "tools.server", "-d", str(root), "-b", "127.0.0.1", "-p", "0"]
+    command += ["--sha256"] if sha256 else []
     proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
         banner = read_until(proc.stderr, rb"127\.0\.0\.1:(\d+)")
@@ -844,7 +887,10 @@ def test_cli_serves_until_sigterm(root: Path) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/_catalog?op=list&path=sub")
         response = conn.getresponse()
-        assert response.status == 200 and b"inner.bin" in response.read()
+        assert response.status == 200
+        entries = {entry["name"]: entry for entry in json.loads(response.read())}
+        wanted = hashlib.sha256(files["sub/inner.bin"]).hexdigest() if sha256 else None
+        assert entries["inner.bin"].get("sha256") == wanted
         conn.close()
         log = read_until(proc.stderr, rb"_catalog\?op=list&path=sub\" 200")
         assert b'"GET /_catalog?op=list&path=sub" 200' in log

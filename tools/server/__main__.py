@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LEVEL",
         help="logging level: DEBUG, INFO (default, one access line per request), WARNING...",
     )
+    parser.add_argument(
+        "--sha256",
+        action="store_true",
+        help="also give each image's SHA-256 (hex): an x-SHA256 header on image replies and "
+        'a "sha256" field in each bin entry of the catalog (devices check it besides the MD5)',
+    )
     tls = parser.add_argument_group("HTTPS")
     tls.add_argument("--cert", metavar="FILE", help="certificate chain (PEM); turns on HTTPS")
     tls.add_argument("--key", metavar="FILE", help="private key of --cert (PEM)")
@@ -122,6 +128,7 @@ def serve(args: argparse.Namespace) -> int:
         password=_password(args),
         timeout=args.timeout,
         max_clients=args.max_clients,
+        sha256=args.sha256,
         history=0,  # the access log goes to stderr; nobody reads the in-memory copy
     )
     stop = threading.Event()

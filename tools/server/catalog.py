@@ -2,9 +2,11 @@
 
 A ``.bin`` file whose first byte is 0xE9 (the ESP image magic) is a ``bin``
 entry with the file's mtime as ``date`` (``%x``) and ``time`` (``%X``) and its
-``size``; any other file is ``file``; a folder is ``directory``. Each entry is
-classified against the folder being listed. Symbolic links that resolve
-outside the catalog, or nowhere, are left out: they could not be served.
+``size`` (and, when the server is asked to, its ``sha256``: the file's SHA-256 in
+hex, from the server's digest cache); any other file is ``file``; a folder is
+``directory``. Each entry is classified against the folder being listed. Symbolic
+links that resolve outside the catalog, or nowhere, are left out: they could not be
+served.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import stat
 import time
 
+from .md5cache import FileChanging, Md5Cache
 from .paths import inside
 
 log = logging.getLogger("acupdate.server")
@@ -37,32 +40,49 @@ def open_regular(path: str) -> int | None:
     return None
 
 
-def image_stat(path: str) -> os.stat_result | None:
-    """The file's stat when it is a regular file starting with 0xE9, else None."""
+def image_info(path: str, digests: Md5Cache | None = None) -> tuple[os.stat_result, str] | None:
+    """(stat, hex SHA-256) of a regular file starting with 0xE9, else None.
+
+    The SHA-256 comes from ``digests`` (keyed on the real path, shared with the image
+    replies), with the stat it belongs to; it is "" without ``digests``, or when the file
+    kept changing while it was read (the entry is then listed without it).
+    """
     fd = open_regular(path)
     if fd is None:
         return None
     try:
         if os.pread(fd, 1, 0) != IMAGE_MAGIC:
             return None
-        return os.fstat(fd)
+        if digests is None:
+            return os.fstat(fd), ""
+        real = os.path.realpath(path)
+        try:
+            (_, sha256), st = digests.digests(real, fd)
+        except FileChanging as err:
+            log.warning("catalog: listing %s without its sha256: %s", real, err)
+            return os.fstat(fd), ""
+        return st, sha256
     finally:
         os.close(fd)
 
 
-def bin_entry(name: str, st: os.stat_result) -> dict[str, object]:
+def bin_entry(name: str, st: os.stat_result, sha256: str = "") -> dict[str, object]:
     when = time.localtime(st.st_mtime)
-    return {
+    entry: dict[str, object] = {
         "name": name,
         "type": "bin",
         "date": time.strftime("%x", when),
         "time": time.strftime("%X", when),
         "size": st.st_size,
     }
+    if sha256:
+        entry["sha256"] = sha256
+    return entry
 
 
-def list_folder(folder: str, root: str) -> list[dict[str, object]]:
-    """The catalog entries of ``folder`` (a real path inside real path ``root``)."""
+def list_folder(folder: str, root: str, digests: Md5Cache | None = None) -> list[dict[str, object]]:
+    """The catalog entries of ``folder`` (a real path inside real path ``root``); with
+    ``digests``, each bin entry has its ``sha256`` too."""
     with os.scandir(folder) as scan:
         found = sorted(scan, key=lambda entry: entry.name)
     entries: list[dict[str, object]] = []
@@ -82,9 +102,16 @@ def list_folder(folder: str, root: str) -> list[dict[str, object]]:
             if entry.is_dir():
                 entries.append({"name": name, "type": "directory"})
                 continue
-            st = image_stat(entry.path) if name.endswith(".bin") and entry.is_file() else None
+            found_image = (
+                image_info(entry.path, digests)
+                if name.endswith(".bin") and entry.is_file()
+                else None
+            )
         except OSError as err:
             log.info("catalog: skipping %s: %s", entry.path, err)
             continue
-        entries.append(bin_entry(name, st) if st is not None else {"name": name, "type": "file"})
+        if found_image is None:
+            entries.append({"name": name, "type": "file"})
+        else:
+            entries.append(bin_entry(name, *found_image))
     return entries

@@ -171,9 +171,11 @@ class UpdateServer:
 
     ``port=0`` picks a free port (read ``srv.port`` after ``start()``).
     ``cert``/``key`` (PEM files) turn on HTTPS; ``user``/``password`` turn on
-    HTTP basic authentication for every request; ``sha256`` adds an x-SHA256
-    header (the file's SHA-256, hex) to image replies. Raises ServerError for
-    settings it cannot use.
+    HTTP basic authentication for every request; ``sha256`` adds the file's
+    SHA-256 (hex) to image replies (an x-SHA256 header) and to each bin entry of
+    the catalog (a ``sha256`` field; listing hashes each image once, from the
+    digest cache the image replies share). Raises ServerError for settings it
+    cannot use.
 
     For tests: ``requests`` keeps the last ``history`` requests as
     RequestRecord(method, path, headers, status), recorded before the reply

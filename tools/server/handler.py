@@ -321,7 +321,7 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"No such folder in the catalog: {clean(repr(rel))}")
             return
         try:
-            entries = list_folder(folder, self.app.root)
+            entries = list_folder(folder, self.app.root, self.app.md5 if self.app.sha256 else None)
         except PermissionError:
             self._error(HTTPStatus.FORBIDDEN, f"The server may not read folder {clean(repr(rel))}")
             return
