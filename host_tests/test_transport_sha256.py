@@ -1,15 +1,18 @@
 """SHA-256 beyond MD5 (issue 5, Transport), run by the real MicroPython on the simulated
-board: the server's x-SHA256 header and the caller's sha256= are checked over the whole
-image, chunk by chunk like the MD5, before its header is written; a mismatch leaves
-nothing bootable. The project's update server sends x-SHA256 (see test_transport_https)."""
+board: the server's x-SHA256 header, the catalog entry's sha256 and the caller's sha256=
+(which overrides the catalog's) are checked over the whole image, chunk by chunk like the
+MD5, before its header is written; a mismatch leaves nothing bootable. The project's update
+server sends x-SHA256 and lists sha256 in the catalog when asked (see test_transport_https,
+test_server)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from conftest import install_agent
-from faults import ScriptServer, image_reply, run_updates
+from faults import ScriptServer, image_reply, reply, run_updates
 
 from tools.image import build_app
 from tools.server.core import UpdateServer
@@ -87,3 +90,123 @@ def test_sha256_of_the_update_server(agent_board, image, tmp_path):
     assert got[1]["status"] == "FAIL", got
     assert got[1]["error"] == f"x-SHA256 header {sha(image)} differs from the expected {other}"
     assert [r.status for r in sent] == [200, 200]
+
+
+# Device side of the catalog tests: for each (name, update() keyword arguments), ask the
+# catalog, then update that image; report what was listed for it, the outcome, the MD5 of
+# the slot written (the image's size), whether it starts with an image header, and the boot
+# slot before and after.
+CATALOG_UPDATES = """
+import json, esp32, hashlib, binascii
+from acupdate.agent import Updater, NAMES
+from acupdate.config import Config
+up = Updater(Config({cfg}))
+def boot():
+    return esp32.Partition(0).info()[4]
+def written(n):
+    p = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+    h = hashlib.md5()
+    blk = 0
+    head = None
+    while n > 0:
+        p.readblocks(blk, up.buf)
+        if head is None:
+            head = up.buf[0]
+        h.update(up.buf if n >= 4096 else memoryview(up.buf)[:n])
+        n -= 4096
+        blk += 1
+    return binascii.hexlify(h.digest()).decode(), head == 0xE9
+for name, kw in {updates}:
+    before = boot()
+    listed = [e for e in up.catalog() if e[0] == name]
+    st = up.update(name, **kw)
+    md5, head = written({size})
+    print(json.dumps({{"listed": listed, "status": NAMES[st], "error": up.error, "md5": md5,
+        "header": head, "before": before, "after": boot()}}))
+"""
+
+
+def catalog_updates(board, url: str, updates: list, size: int = SIZE) -> list[dict]:
+    code = CATALOG_UPDATES.format(cfg=f"url={url!r}, reboot=False", updates=updates, size=size)
+    res = board.run(code, heap="110K", timeout=120)
+    out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or len(out) != len(updates):
+        raise AssertionError(f"device run failed ({res.returncode}):\n{res.output}{res.stderr}")
+    return out
+
+
+CATALOG = "/_catalog?op=list&path=."
+
+
+def entry(name: str, **extra) -> dict:
+    return {"name": name, "type": "bin", "date": "d", "time": "t", "size": SIZE, **extra}
+
+
+def test_sha256_from_the_catalog_and_the_caller(agent_board, image):
+    """The catalog entry's sha256 is checked (the server sends no x-SHA256 at all); the
+    caller's update(name, sha256=...) overrides it."""
+    good, other = sha(image), sha(b"other")
+    listing = [
+        entry("right.bin", sha256=good),
+        {"name": "notes.txt", "type": "file", "sha256": other},
+        entry("wrong.bin", sha256=other),
+        entry("upper.bin", sha256=good.upper()),
+    ]
+    script = {
+        CATALOG: [reply(200, json.dumps(listing).encode(), {"Content-Type": "application/json"})],
+        **{f"/{name}": [image_reply(image)] for name in ("right.bin", "wrong.bin", "upper.bin")},
+    }
+    updates = [
+        ("wrong.bin", {}),  # the catalog's sha256 is wrong
+        ("right.bin", {"sha256": other}),  # the caller's is wrong: it wins
+        ("wrong.bin", {"sha256": good}),  # the caller's is right: it wins
+        ("right.bin", {}),
+        ("upper.bin", {}),  # hex digits in either case
+    ]
+    with ScriptServer(script) as srv:
+        got = catalog_updates(agent_board, srv.url, updates)
+        images = [s for s in srv.seen if s.path != CATALOG]
+        catalogs = srv.requests(CATALOG)
+    assert len(catalogs) == len(updates) and [s.path for s in images] == [
+        f"/{name}" for name, _ in updates
+    ]
+    assert [g["listed"] for g in got] == [
+        [["wrong.bin", "d", "t", SIZE, other]],
+        [["right.bin", "d", "t", SIZE, good]],
+        [["wrong.bin", "d", "t", SIZE, other]],
+        [["right.bin", "d", "t", SIZE, good]],
+        [["upper.bin", "d", "t", SIZE, good.upper()]],
+    ]
+    bad, ok = got[:2], got[2:]
+    assert [g["error"] for g in bad] == [
+        f"SHA-256 Check Failed: image {good}, expected {other}"
+    ] * 2
+    for g in bad:
+        # nothing bootable, and the board still boots what it ran before
+        assert g["status"] == "FAIL" and g["before"] == g["after"] == "ota_0" and not g["header"]
+    md5 = hashlib.md5(image).hexdigest()
+    for g in ok:
+        assert g["status"] == "SUCCESS" and g["error"] == "", g
+        assert g["md5"] == md5 and g["header"] and g["after"] == "ota_1", g
+
+
+def test_catalog_and_header_of_the_update_server_agree(agent_board, image, tmp_path):
+    """UpdateServer(sha256=True) lists the image's sha256 in the catalog and sends the same
+    in x-SHA256: the update checks both and succeeds; a caller's other sha256 is refused."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "app.bin").write_bytes(image)
+    (tmp_path / "c" / "notes.txt").write_text("not an image")
+    other = sha(b"other")
+    with UpdateServer(tmp_path / "c", sha256=True) as srv:
+        got = catalog_updates(
+            agent_board, srv.url, [("app.bin", {"sha256": other}), ("app.bin", {})]
+        )
+        sent = [r.status for r in srv.requests if r.path == "/app.bin"]
+    listed = [g["listed"] for g in got]
+    assert listed[0] == listed[1] and [e[0::3] for e in listed[0]] == [["app.bin", SIZE]]
+    assert listed[0][0][4] == sha(image)
+    assert got[0]["status"] == "FAIL" and not got[0]["header"] and got[0]["after"] == "ota_0"
+    assert got[0]["error"] == f"x-SHA256 header {sha(image)} differs from the expected {other}"
+    assert got[1]["status"] == "SUCCESS" and got[1]["error"] == "", got[1]
+    assert got[1]["md5"] == hashlib.md5(image).hexdigest() and got[1]["after"] == "ota_1"
+    assert sent == [200, 200]
