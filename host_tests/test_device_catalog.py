@@ -5,6 +5,7 @@ catalog entries."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -141,6 +142,55 @@ def test_entry_larger_than_buffer_is_refused(mpy_path):
     assert r == ["err", "ValueError", "Invalid catalog list: entry 0 is longer than 1024 bytes"]
 
 
+SHA = hashlib.sha256(b"image").hexdigest()
+
+
+def test_sha256_is_kept_as_a_fifth_item(mpy_path):
+    """A bin entry's sha256 (64 hex digits, either case) comes back as the fifth item;
+    entries without one stay 4 items; other entries are skipped whatever they hold."""
+    entries = [
+        bin_("a.bin", 10, sha256=SHA),
+        bin_("b.bin", 20),
+        {"name": "notes.txt", "type": "file", "sha256": 5},
+        bin_("C.BIN", 30, type_="BIN", sha256=SHA.upper()),
+        {"name": "old", "type": "directory", "sha256": "no"},
+    ]
+    r = fetch(mpy_path, json.dumps(entries).encode())
+    assert r == [
+        "ok",
+        [
+            ["a.bin", "11/26/26", "10:00:01", 10, SHA],
+            ["b.bin", "11/26/26", "10:00:01", 20],
+            ["C.BIN", "11/26/26", "10:00:01", 30, SHA.upper()],
+        ],
+    ]
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (SHA[:63], repr(SHA[:63])),
+        (SHA + "0", repr(SHA + "0")),
+        ("", "''"),
+        ("g" * 64, repr("g" * 64)),
+        (SHA[:31] + "-" + SHA[32:], repr(SHA[:31] + "-" + SHA[32:])),
+        (" " + SHA[1:], repr(" " + SHA[1:])),
+        (5, "5"),
+        (True, "True"),
+        ([SHA], repr([SHA])),
+        ({"hex": SHA}, repr({"hex": SHA})),
+    ],
+)
+def test_bad_sha256_is_refused(mpy_path, value, shown):
+    body = json.dumps([bin_("ok.bin", sha256=SHA), bin_("bad.bin", sha256=value)]).encode()
+    r = fetch(mpy_path, body)
+    assert r == [
+        "err",
+        "ValueError",
+        f"Invalid catalog list: entry 1 (bad.bin) has sha256 {shown}, not 64 hex digits",
+    ]
+
+
 # Parses one catalog from a file through buffers of every size from the longest entry's to
 # 120 bytes more, so that entries, strings, escapes, nested values and whitespace are split
 # at every possible position.
@@ -161,7 +211,7 @@ result = first
 
 def test_entries_split_at_every_position(mpy_path, tmp_path):
     entries = [
-        {"name": 'quo"te\\.bin', "type": "bin", "size": 1, "date": "d", "time": "t"},
+        {"name": 'quo"te\\.bin', "type": "bin", "size": 1, "date": "d", "time": "t", "sha256": SHA},
         {"name": "br{ace}s[].bin", "type": "BIN", "size": 2, "meta": {"a": [1, [2, {"b": "]"}]]}},
         {"name": "unicode-é€.bin", "type": "bin", "size": 3, "date": "\u00e9\n\t"},
         {"name": "f", "type": "file", "n": [True, False, None, -1.5e3, {}]},
@@ -170,14 +220,17 @@ def test_entries_split_at_every_position(mpy_path, tmp_path):
     ]
     # odd but valid whitespace inside and between entries
     parts = [json.dumps(e, ensure_ascii=False).replace(", ", " ,\r\n\t ") for e in entries]
-    parts.append('{"name":"\\u00e9t\\u00e9.bin","type":"bin","size":9}')  # \u escapes
+    # \u escapes, and a sha256 that the buffer sizes split at every position
+    parts.append('{"name":"\\u00e9t\\u00e9.bin","type":"bin","size":9,"sha256":"' + SHA + '"}')
     body = ("\n[ " + " ,  ".join(parts) + "\t]\r\n").encode()
     expected = [
         [e["name"], e.get("date", ""), e.get("time", ""), e["size"]]
+        + ([e["sha256"]] if "sha256" in e else [])
         for e in json.loads(body)
         if e["type"].lower() == "bin"
     ]
-    assert len(expected) == 5 and expected[-1][0] == "été.bin"
+    assert len(expected) == 5 and expected[-1] == ["été.bin", "", "", 9, SHA]
+    assert len(expected[0]) == 5 and len(expected[1]) == 4
     f = tmp_path / "catalog.json"
     f.write_bytes(body)
     low = max(len(p.encode()) for p in parts)
@@ -312,3 +365,24 @@ def test_against_the_update_server(mpy_path, tmp_path):
     assert top[1][0][1] and top[1][0][2]  # the server's date and time strings
     assert sub[0] == "ok" and [(e[0], e[3]) for e in sub[1]] == [("app-0.9.bin", 3000)]
     assert missing == ["err", "OSError", "Update server responds (404)"]
+
+
+def test_sha256_from_the_update_server(mpy_path, tmp_path):
+    """UpdateServer(sha256=True) lists each image's SHA-256: the board keeps it as the
+    fifth item, in the top folder and in a sub folder."""
+    from tools.server.core import UpdateServer
+
+    top_image, sub_image = b"\xe9" + b"\x01" * 4999, b"\xe9" + b"\x02" * 2999
+    (tmp_path / "app-1.0.bin").write_bytes(top_image)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "app-0.9.bin").write_bytes(sub_image)
+    with UpdateServer(tmp_path, port=0, sha256=True) as srv:
+        top = call_mpy(FETCH.format(port=srv.port, path="."), path=mpy_path)
+        sub = call_mpy(FETCH.format(port=srv.port, path="old"), path=mpy_path)
+    assert top[0] == "ok" and [(e[0], e[3], e[4]) for e in top[1]] == [
+        ("app-1.0.bin", 5000, hashlib.sha256(top_image).hexdigest())
+    ]
+    assert sub[0] == "ok" and [(e[0], e[3], e[4]) for e in sub[1]] == [
+        ("app-0.9.bin", 3000, hashlib.sha256(sub_image).hexdigest())
+    ]
