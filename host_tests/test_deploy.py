@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from conftest import mpremote
+from faults import make_certs
 
 from tools.board.serial import SerialBoard
 from tools.demo.__main__ import SerialLog
-from tools.deploy import Options, build, dumps
+from tools.deploy import Options, board_files, build, dumps
 from tools.deploy.__main__ import main
 from tools.deploy.core import Plan, check_board
+from tools.server.core import UpdateServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "device" / "acupdate"
@@ -111,8 +114,8 @@ def test_config_only_writes_just_the_settings(serial, board, tmp_path):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--server", "https://h:8000/"], "http:// only, got https://"),
-        (["--server", "192.168.1.10:8000"], "http:// only"),
+        (["--server", "https://h:8000/"], "'https://h:8000/' is https: give --ca FILE"),
+        (["--server", "192.168.1.10:8000"], "http:// and https:// only"),
         (["--server", "http:///fw"], "has no host"),
         (["--server", "http://h:99999/"], "Port out of range"),
         (["--server", "http://h:80x/"], "--server 'http://h:80x/'"),
@@ -152,7 +155,9 @@ def test_bad_url_from_the_command_line_module():
         text=True,
     )
     assert res.returncode == 2
-    assert "acupdate-deploy: --server 'ftp://h/': the board speaks http:// only" in res.stderr
+    assert "--server 'ftp://h/': the board speaks http:// and https:// only, got ftp://" in (
+        res.stderr
+    )
 
 
 def test_config_subcommand_prints_or_writes_the_json(capsys, tmp_path):
@@ -201,6 +206,199 @@ def test_check_board_finds_what_does_not_match(tmp_path):
     assert "/lib/acupdate/config.mpy: 9 bytes on the board, 10 here" in problems
     assert "stale files left in /lib/acupdate: /lib/acupdate/old.py" in problems
     assert "acupdate.config imports from /lib/acupdate/config.py, not " in problems[2]
+
+
+def test_the_ca_file_goes_before_the_settings_and_is_checked_on_the_board(tmp_path):
+    ca, cfg = tmp_path / "ca.der", tmp_path / "acupdate.json"
+    ca.write_bytes(b"0" * 300)
+    cfg.write_text("{}")
+    plan = Plan([], cfg, startup=False, reset=False, files=[(ca, "/ca.der")])
+    copies = [c[1:] for c in plan.commands() if c[0] == "cp"]
+    assert copies == [[str(ca), ":/ca.der"], [str(cfg), ":/acupdate.json"]]
+    assert check_board({"files": {"/ca.der": 300}}, plan, None) == []
+    assert check_board({"files": {"/ca.der": 299}}, plan, None) == [
+        "/ca.der: 299 bytes on the board, 300 here"
+    ]
+    assert check_board({"files": {}}, plan, None) == [
+        "/ca.der: missing bytes on the board, 300 here"
+    ]
+
+
+# --- the transport: https with a CA file, basic auth, timing ------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("pki"))
+
+
+TRANSPORT = ["--user", "fleet", "--password", "pw: s3cret", "--connect-timeout", "4"]
+TRANSPORT += ["--deadline", "120", "--retries", "5", "--backoff", "0.25"]
+
+# On the board: the settings as acupdate.repl reads them, then the catalog through them.
+CONFIG_AND_LS = """
+import json
+from acupdate import repl
+c = repl.config()
+print(repr(c))
+print(json.dumps([c.tls, c.connect_timeout, c.deadline, c.retries, c.backoff, c.auth.decode()]))
+repl.ls()
+"""
+
+
+def test_https_ca_and_basic_auth_deployed_are_used_by_the_board(
+    serial, board, tmp_path, certs, image_v1, capsys
+):
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "app.bin").write_bytes(image_v1)
+    tls = {"cert": certs["server.pem"], "key": certs["server.key"]}
+    with UpdateServer(folder, **tls, user="fleet", password="pw: s3cret") as srv:
+        url = srv.url + "/"
+        args = ["--server", url, "--ca", str(certs["ca.pem"]), *TRANSPORT]
+        assert deploy(serial, tmp_path, *args) == 0
+        out = capsys.readouterr().out
+        size = certs["ca.pem"].stat().st_size
+        assert f"board: /ca.pem, {size} bytes, CA certificate from {certs['ca.pem']}" in out
+        assert '"password": "***"' in out and "s3cret" not in out
+
+        assert (board.fs / "ca.pem").read_bytes() == certs["ca.pem"].read_bytes()
+        server = json.loads((board.fs / "acupdate.json").read_text())["server"]
+        assert server == {
+            "url": url,
+            "timeout": 8,
+            "reboot": True,
+            "ca": "/ca.pem",
+            "user": "fleet",
+            "password": "pw: s3cret",
+            "connect_timeout": 4,
+            "deadline": 120,
+            "retries": 5,
+            "backoff": 0.25,
+        }
+        # The agent's own Config takes them (real MicroPython, the deployed .mpy), checks
+        # the server with the CA file and sends the credentials.
+        got = mpremote(serial, "exec", CONFIG_AND_LS).splitlines()
+        assert got[0] == (
+            f"Config(url='{url}', timeout=8, led=None, led_on=1, reboot=True, "
+            "ca='/ca.pem', user='fleet')"
+        )
+        auth = base64.b64encode(b"fleet:pw: s3cret").decode()
+        assert json.loads(got[1]) == [True, 4, 120, 5, 0.25, f"Authorization: Basic {auth}\r\n"]
+        assert got[2] == f"Update server {url}"
+        assert got[4].split()[0] == "app.bin", got
+        assert srv.wait_requests(1)
+        first = srv.requests[0]
+        assert first.path.startswith("/_catalog?") and first.status == 200
+        assert first.headers["Authorization"] == f"Basic {auth}"
+
+        # Settings only, now with the CA in DER: /ca.der, and the board reads that one.
+        args = ["--config-only", "--server", url, "--ca", str(certs["ca.der"]), *TRANSPORT]
+        assert deploy(serial, tmp_path, *args) == 0
+        assert (board.fs / "ca.der").read_bytes() == certs["ca.der"].read_bytes()
+        server = json.loads((board.fs / "acupdate.json").read_text())["server"]
+        assert server["ca"] == "/ca.der"
+        got = mpremote(serial, "exec", CONFIG_AND_LS).splitlines()
+        assert "ca='/ca.der'" in got[0] and got[4].split()[0] == "app.bin", got
+        assert srv.wait_requests(2) and srv.requests[1].status == 200
+
+
+def test_transport_options_in_the_settings_file(capsys, tmp_path, certs):
+    crt = tmp_path / "lab-ca.CRT"
+    crt.write_bytes(certs["bundle.pem"].read_bytes())  # two CAs, a comment line before
+    plain = tmp_path / "ca"
+    plain.write_bytes(certs["ca.der"].read_bytes())
+    for ca, dest in ((crt, "/ca.crt"), (plain, "/ca.der"), (certs["ca.pem"], "/ca.pem")):
+        args = ["config", "--server", "https://h/fw", "--ca", str(ca), *TRANSPORT, "--retries", "0"]
+        assert main(args) == 0
+        cap = capsys.readouterr()
+        server = json.loads(cap.out)["server"]
+        assert server["ca"] == dest and server["retries"] == 0 and server["connect_timeout"] == 4
+        assert f"the board needs {dest} too: mpremote cp {ca} :{dest}" in cap.err
+    # http with a CA file: for a redirect to https; fractions stay fractions.
+    opts = Options(server="http://h/", ca=str(certs["ca.pem"]), deadline=0.5, backoff=0)
+    assert build(opts)["server"] == {
+        "url": "http://h/",
+        "timeout": 8,
+        "reboot": True,
+        "ca": "/ca.pem",
+        "deadline": 0.5,
+        "backoff": 0,
+    }
+    assert board_files(opts) == [(certs["ca.pem"], "/ca.pem")]
+
+
+def _bad_ca_files(folder: Path, certs) -> None:
+    pem = certs["ca.pem"].read_text()
+    der = certs["ca.der"].read_bytes()
+    lines = pem.splitlines(keepends=True)
+    files = {
+        "empty.pem": b"",
+        "words.pem": b"hello, I am a certificate\n",
+        "cut.pem": "".join(lines[:-1]).encode(),
+        "mangled.pem": "".join([lines[0], "!" + lines[1][1:], *lines[2:]]).encode(),
+        "csr.pem": pem.replace("CERTIFICATE", "CERTIFICATE REQUEST").encode(),
+        "notder.pem": f"{lines[0]}aGVsbG8gd29ybGQ=\n{lines[-1]}".encode(),
+        "padded.pem": f"{lines[0]}{base64.encodebytes(der + b'xyz').decode()}{lines[-1]}".encode(),
+        "cut.der": der[:-10],
+        "two.der": der + der,
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--ca", "{pki}/ca.pem"], "--ca need(s) --server"),
+        (["--server", "https://h/"], "give --ca FILE, the CA certificate that signed"),
+        (["--ca", "{tmp}/none.pem"], "--ca {tmp}/none.pem: no such file"),
+        (["--ca", "{tmp}"], "--ca {tmp} is a folder"),
+        (["--ca", "{tmp}/empty.pem"], "--ca {tmp}/empty.pem is empty (0 bytes)"),
+        (["--ca", "{tmp}/words.pem"], "is neither PEM nor DER (first bytes b'hello, I am a ce')"),
+        (["--ca", "{pki}/server.key"], "server.key holds no certificate, only PEM PRIVATE KEY"),
+        (["--ca", "{tmp}/cut.pem"], "the last certificate has no -----END CERTIFICATE----- line"),
+        (["--ca", "{tmp}/mangled.pem"], "the certificate that ends on line {end} is not valid"),
+        (
+            ["--ca", "{tmp}/notder.pem"],
+            "ends on line 3 is not DER inside (it decodes to b'hello wo'",
+        ),
+        (["--ca", "{tmp}/padded.pem"], "decodes to {pad} bytes, its DER header says {der}"),
+        (["--ca", "{tmp}/csr.pem"], "line 1 is '-----BEGIN CERTIFICATE REQUEST-----'"),
+        (["--ca", "{tmp}/cut.der"], "header says {der} bytes, but the file has {cut}"),
+        (["--ca", "{tmp}/two.der"], "header says {der} bytes, but the file has {two}"),
+        (["--user", "fleet"], "--user needs --password"),
+        (["--password", "pw"], "--password needs --user"),
+        (["--user", "", "--password", "pw"], "--user must not be empty"),
+        (["--user", "a:b", "--password", "pw"], "--user 'a:b': a user name cannot hold ':'"),
+        (["--connect-timeout", "0"], "--connect-timeout must be more than 0 and at most 300"),
+        (["--connect-timeout", "4000"], "at most 300 seconds, got 4000"),
+        (["--deadline", "0"], "--deadline must be more than 0 seconds, got 0"),
+        (["--deadline", "-60"], "--deadline must be more than 0 seconds, got -60"),
+        (["--deadline", "nan"], "--deadline must be more than 0 seconds, got nan"),
+        (["--deadline", "inf"], "--deadline must be more than 0 seconds, got inf"),
+        (
+            ["--retries", "-1"],
+            "--retries must be 0 or more (resumes of a dropped download), got -1",
+        ),
+        (["--retries", "1.5"], "invalid int value: '1.5'"),
+        (["--backoff", "-0.5"], "--backoff must be 0 or more seconds, got -0.5"),
+        (["--backoff", "inf"], "--backoff must be 0 or more seconds, got inf"),
+    ],
+)
+def test_bad_transport_options_exit_2_with_a_message(args, words, capsys, tmp_path, certs):
+    _bad_ca_files(tmp_path, certs)
+    der = len(certs["ca.der"].read_bytes())
+    names = {"tmp": tmp_path, "pki": certs["ca.pem"].parent, "der": der}
+    names.update(cut=der - 10, two=2 * der, pad=der + 3)
+    names["end"] = len(certs["ca.pem"].read_text().splitlines())
+    args = [a.format(**names) for a in args]
+    server = [] if args[0] == "--server" or "need(s)" in words else ["--server", "http://h/"]
+    rc = main(["--device", "/dev/null-no-board", "--build-dir", str(tmp_path), *server, *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert words.format(**names) in err
+    assert not (tmp_path / "lib").exists()
 
 
 # --- package.json for `mpremote mip install` ----------------------------------------------

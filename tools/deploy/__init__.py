@@ -7,6 +7,16 @@ board holds. See ``python -m tools.deploy --help``.
 
 from .core import compile_package, deploy
 from .errors import DeployError, OptionError
-from .settings import Options, build, dumps
+from .settings import Options, board_files, build, check_ca, dumps
 
-__all__ = ["DeployError", "OptionError", "Options", "build", "compile_package", "deploy", "dumps"]
+__all__ = [
+    "DeployError",
+    "OptionError",
+    "Options",
+    "board_files",
+    "build",
+    "check_ca",
+    "compile_package",
+    "deploy",
+    "dumps",
+]

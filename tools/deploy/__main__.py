@@ -6,12 +6,16 @@
 Deploying compiles device/acupdate/*.py with mpy-cross (into build/deploy/), then, in
 one mpremote session, empties /lib/acupdate on the board and copies the .mpy files
 there, copies /boot.py and /main.py, writes /acupdate.json from the settings options
-(when any is given; otherwise the board keeps the file it has), and finally lists the
-files, reads the settings back and imports acupdate.config on the board to check it.
+(when any is given; otherwise the board keeps the file it has) with the CA certificate
+of --ca (as /ca.pem or /ca.der), and finally lists the files, reads the settings back
+and imports acupdate.config on the board to check it.
 
-Example:
+Examples:
   python -m tools.deploy --device /dev/ttyUSB0 --wifi-ssid lab --wifi-key secret123 \\
       --server http://192.168.1.10:8000/ --led 2 --health-import app
+  python -m tools.deploy --device /dev/ttyUSB0 --wifi-ssid lab --wifi-key secret123 \\
+      --server https://updates.lan/fw --ca ca.pem --user fleet --password s3cret \\
+      --deadline 300 --retries 5
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from .core import BUILD, deploy
 from .errors import DeployError, OptionError
-from .settings import Options, build, dumps
+from .settings import Options, board_files, build, dumps, shown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +39,12 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("board settings (/acupdate.json)")
     g.add_argument("--wifi-ssid", metavar="SSID", help="access point that boot.py joins")
     g.add_argument("--wifi-key", metavar="KEY", help="its WPA2 key (leave out: open network)")
-    g.add_argument("--server", metavar="URL", help="update server, http://host:port/folder")
+    g.add_argument(
+        "--server",
+        metavar="URL",
+        help="update server, http://host:port/folder (port 8000 when left out) or "
+        "https://host:port/folder (port 443; needs --ca)",
+    )
     g.add_argument(
         "--timeout", type=float, metavar="S", help="server connect/read timeout (default 8 s)"
     )
@@ -74,6 +83,46 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--startup-timeout", type=float, metavar="S", help="that check's timeout (default 3 s)"
     )
+    t = p.add_argument_group('update server transport (/acupdate.json "server")')
+    t.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="CA certificate that signed the https server's (PEM, a bundle too, or one DER "
+        "certificate); copied to the board as /ca plus the file's extension (/ca.pem, "
+        "/ca.der, ...; without one, by its content)",
+    )
+    t.add_argument("--user", metavar="NAME", help="basic authentication user (with --password)")
+    t.add_argument(
+        "--password",
+        metavar="PW",
+        help="basic authentication password (with --user); stored in plain text in "
+        "/acupdate.json on the board",
+    )
+    t.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="S",
+        help="timeout of the TCP connect (default: --timeout, which also bounds each read "
+        "and the TLS handshake)",
+    )
+    t.add_argument(
+        "--deadline",
+        type=float,
+        metavar="S",
+        help="the most a whole update may take, retries included (default 600 s)",
+    )
+    t.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="resume a dropped download up to N times (default 3; 0: never)",
+    )
+    t.add_argument(
+        "--backoff",
+        type=float,
+        metavar="S",
+        help="wait S seconds before the first resume, then 2x, 4x... (default 0.5)",
+    )
 
 
 def _options(args) -> Options:
@@ -89,6 +138,13 @@ def _options(args) -> Options:
         health_network=args.health_network,
         startup_update=args.startup_update,
         startup_timeout=args.startup_timeout,
+        ca=args.ca,
+        user=args.user,
+        password=args.password,
+        connect_timeout=args.connect_timeout,
+        deadline=args.deadline,
+        retries=args.retries,
+        backoff=args.backoff,
     )
 
 
@@ -129,7 +185,8 @@ def _config_parser() -> argparse.ArgumentParser:
 
 def _config(argv: list[str]) -> int:
     args = _config_parser().parse_args(argv)
-    text = dumps(build(_options(args)))
+    opts = _options(args)
+    text = dumps(build(opts))
     if args.output:
         try:
             args.output.write_text(text)
@@ -138,6 +195,8 @@ def _config(argv: list[str]) -> int:
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
+    for src, dest in board_files(opts):
+        print(f"the board needs {dest} too: mpremote cp {src} :{dest}", file=sys.stderr)
     return 0
 
 
@@ -160,6 +219,7 @@ def _deploy(argv: list[str]) -> int:
         config_only=args.config_only,
         reset=args.reset,
         dry_run=args.dry_run,
+        files=board_files(opts),
     )
     if args.dry_run:
         return 0
@@ -169,8 +229,10 @@ def _deploy(argv: list[str]) -> int:
         total = sum(files[p] for p in pkg)
         print(f"board: /lib/acupdate: {len(pkg)} files, {total} bytes; /boot.py, /main.py")
         print(f"board: acupdate.config imports from {report['module']}")
+    for src, dest in board_files(opts):
+        print(f"board: {dest}, {files[dest]} bytes, CA certificate from {src}")
     if cfg is not None:
-        print(f"board: /acupdate.json = {dumps(cfg).strip()}")
+        print(f"board: /acupdate.json = {dumps(shown(cfg)).strip()}")
     if args.reset:
         print("board: hard reset")
     return 0

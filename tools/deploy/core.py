@@ -1,8 +1,9 @@
 """Compile the agent with mpy-cross and copy it to a board with mpremote.
 
-On the board:  /lib/acupdate/*.mpy (or *.py with source=True), /boot.py, /main.py and
-/acupdate.json.  /lib/acupdate is emptied first, so that no stale module is left
-behind (a stale .py would even shadow the new .mpy: MicroPython imports .py first).
+On the board:  /lib/acupdate/*.mpy (or *.py with source=True), /boot.py, /main.py,
+/acupdate.json and the files the settings name (a CA certificate, /ca.pem or /ca.der).
+/lib/acupdate is emptied first, so that no stale module is left behind (a stale .py
+would even shadow the new .mpy: MicroPython imports .py first).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DeployError
@@ -127,12 +129,14 @@ def chain(*commands: list[str]) -> list[str]:
 
 @dataclass
 class Plan:
-    """What a deploy copies: modules (host paths), config text (or None), flags."""
+    """What a deploy copies: modules (host paths), config text (or None), flags, and the
+    files the config names ((host path, board path) pairs, e.g. the CA certificate)."""
 
     modules: list[Path]
     config_file: Path | None
     startup: bool
     reset: bool
+    files: list[tuple[Path, str]] = field(default_factory=list)
 
     def commands(self) -> list[list[str]]:
         steps: list[list[str]] = []
@@ -142,6 +146,10 @@ class Plan:
         if self.startup:
             for f in STARTUP_FILES:
                 steps.append(["cp", str(f), f":/{f.name}"])
+        # The files before the settings that name them: a copy that stops halfway does not
+        # leave settings that point at a missing file.
+        for src, dest in self.files:
+            steps.append(["cp", str(src), f":{dest}"])
         if self.config_file is not None:
             steps.append(["cp", str(self.config_file), f":{BOARD_CONFIG}"])
         steps.append(["exec", VERIFY])
@@ -205,9 +213,13 @@ def check_board(report: dict, plan: Plan, config: dict | None) -> list[str]:
             if files.get(f"/{f.name}") != f.stat().st_size:
                 problems.append(f"/{f.name} on the board differs from {f}")
     if plan.modules:
-        want = f"{BOARD_PKG}/config.{plan.modules[0].suffix[1:]}"
-        if report.get("module") != want:
-            problems.append(f"acupdate.config imports from {report.get('module')}, not {want}")
+        module = f"{BOARD_PKG}/config.{plan.modules[0].suffix[1:]}"
+        if report.get("module") != module:
+            problems.append(f"acupdate.config imports from {report.get('module')}, not {module}")
+    for src, dest in plan.files:
+        size = src.stat().st_size
+        if files.get(dest) != size:
+            problems.append(f"{dest}: {files.get(dest, 'missing')} bytes on the board, {size} here")
     if config is not None and report.get("config") != config:
         problems.append(f"{BOARD_CONFIG} on the board reads {report.get('config')!r}")
     return problems
@@ -223,9 +235,11 @@ def deploy(
     config_only: bool = False,
     reset: bool = False,
     dry_run: bool = False,
+    files: Sequence[tuple[Path, str]] = (),
     log=print,
 ) -> dict:
-    """Build, copy, verify. Returns the board's report (files with sizes, config)."""
+    """Build, copy, verify. Returns the board's report (files with sizes, config).
+    `files`: (host path, board path) pairs copied with the config (settings.files)."""
     modules: list[Path] = []
     if not config_only:
         modules = compile_package(build / "lib" / "acupdate", source=source)
@@ -237,7 +251,7 @@ def deploy(
         build.mkdir(parents=True, exist_ok=True)
         config_file = build / "acupdate.json"
         config_file.write_text(config_text)
-    plan = Plan(modules, config_file, startup=not config_only, reset=reset)
+    plan = Plan(modules, config_file, startup=not config_only, reset=reset, files=list(files))
     argv = mpremote_base(device) + chain(*plan.commands())
     if reset:
         argv += ["+", "reset"]

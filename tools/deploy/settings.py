@@ -3,15 +3,22 @@
 Its sections are what device/acupdate reads: "wifi" (acupdate.startup.wifi),
 "server" (acupdate.config.Config.from_dict), "health" (acupdate.startup.health) and
 "startup" (acupdate.startup.check). Every value is checked here, on the host, with
-the same rules the board applies, so a bad option fails at deploy time with a message
-instead of on the board after the next reset.
+the same rules the board applies (acupdate.cfgcheck for "server"), so a bad option fails
+at deploy time with a message instead of on the board after the next reset.
+
+A CA certificate (--ca) is a file of its own on the board: `board_files()` says which
+host file goes where; "server" names it by its board path.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import OptionError
@@ -37,6 +44,14 @@ class Options:
     health_network: bool = True
     startup_update: str | None = None
     startup_timeout: float | None = None
+    # The transport (acupdate.cfgcheck): CA file on the host, basic auth, timing.
+    ca: str | None = None
+    user: str | None = None
+    password: str | None = None
+    connect_timeout: float | None = None
+    deadline: float | None = None
+    retries: int | None = None
+    backoff: float | None = None
 
     def given(self) -> bool:
         """True when any option that goes into the file was given."""
@@ -50,10 +65,12 @@ def check_url(url: str) -> str:
         port = parts.port
     except ValueError as e:
         raise OptionError(f"--server {url!r}: {e}") from None
-    example = "use http://HOST:PORT/FOLDER, e.g. http://192.168.1.10:8000/"
-    if parts.scheme != "http":
+    example = "use http://HOST:PORT/FOLDER, e.g. http://192.168.1.10:8000/ (or https://)"
+    if parts.scheme not in ("http", "https"):
         got = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        raise OptionError(f"--server {url!r}: the board speaks http:// only, got {got}; {example}")
+        raise OptionError(
+            f"--server {url!r}: the board speaks http:// and https:// only, got {got}; {example}"
+        )
     if not parts.hostname:
         raise OptionError(f"--server {url!r} has no host; {example}")
     if parts.username is not None or parts.password is not None:
@@ -72,7 +89,156 @@ def _check_seconds(option: str, value: float) -> float:
         raise OptionError(
             f"{option} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value:g}"
         )
+    return _number(value)
+
+
+def _number(value: float) -> float:
+    """A whole figure as an int in the JSON (8, not 8.0), like the README shows."""
     return int(value) if float(value).is_integer() else value
+
+
+def _check_more_than_0(option: str, value: float) -> float:
+    # cfgcheck: deadline must be > 0 seconds. NaN and infinity are refused too: JSON has
+    # no words for them that the board's json module reads.
+    if not (math.isfinite(value) and value > 0):
+        raise OptionError(f"{option} must be more than 0 seconds, got {value:g}")
+    return _number(value)
+
+
+def _check_user(user: str | None, password: str | None) -> None:
+    # cfgcheck: user and password come together; user is a name without ':' (basic
+    # authentication sends base64 of user:password).
+    if user is None and password is None:
+        return
+    if password is None:
+        raise OptionError("--user needs --password (basic authentication sends both)")
+    if user is None:
+        raise OptionError("--password needs --user (basic authentication sends both)")
+    if not user:
+        raise OptionError("--user must not be empty")
+    if ":" in user:
+        raise OptionError(
+            f"--user {user!r}: a user name cannot hold ':' (basic authentication "
+            "joins user:password with it)"
+        )
+
+
+PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+PEM_END = "-----END CERTIFICATE-----"
+CA_KINDS = {"pem": "/ca.pem", "der": "/ca.der"}
+
+
+def _der_length(data: bytes) -> int | None:
+    """The length an ASN.1 SEQUENCE's header says it has, header included (None: no
+    readable header)."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    n = data[1]
+    if n < 0x80:
+        return 2 + n
+    k = n & 0x7F
+    if not 1 <= k <= 4 or len(data) < 2 + k:
+        return None
+    return 2 + k + int.from_bytes(data[2 : 2 + k], "big")
+
+
+def _pem_certificates(name: str, text: str) -> int:
+    """How many certificates a PEM file holds, each checked as acupdate.https reads it:
+    base64 lines between BEGIN and END CERTIFICATE, decoding to a DER SEQUENCE."""
+    count = 0
+    block: list[str] | None = None
+    for no, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if block is None:
+            if line == PEM_BEGIN:
+                block = []
+            elif line.startswith("-----BEGIN CERTIFICATE"):
+                # The board takes any such line for a certificate's start.
+                raise OptionError(f"--ca {name}: line {no} is {line!r}, not a certificate")
+        elif line.startswith("-----END"):
+            if line != PEM_END:
+                raise OptionError(f"--ca {name}: line {no} ends the certificate with {line!r}")
+            try:
+                der = base64.b64decode("".join(block), validate=True)
+            except (binascii.Error, ValueError):
+                raise OptionError(
+                    f"--ca {name}: the certificate that ends on line {no} is not valid base64"
+                ) from None
+            size = _der_length(der)
+            if size is None:
+                raise OptionError(
+                    f"--ca {name}: the certificate that ends on line {no} is not DER inside "
+                    f"(it decodes to {der[:8]!r}..., a certificate starts with 0x30)"
+                )
+            if size != len(der):
+                raise OptionError(
+                    f"--ca {name}: the certificate that ends on line {no} decodes to "
+                    f"{len(der)} bytes, its DER header says {size}"
+                )
+            count += 1
+            block = None
+        else:
+            block.append(line)
+    if block is not None:
+        raise OptionError(f"--ca {name}: the last certificate has no {PEM_END} line (cut off?)")
+    return count
+
+
+def check_ca(path: str) -> tuple[Path, str]:
+    """The CA certificate file --ca names: (host path, its path on the board). The board
+    reads one DER certificate (the file starts with 0x30) or PEM ones; anything else is
+    refused here, as the board would refuse it at its first https request."""
+    src = Path(path)
+    try:
+        data = src.read_bytes()
+    except FileNotFoundError:
+        raise OptionError(f"--ca {path}: no such file") from None
+    except IsADirectoryError:
+        raise OptionError(f"--ca {path} is a folder: give the CA certificate's file") from None
+    except OSError as e:
+        raise OptionError(f"--ca {path}: cannot read it ({e.strerror})") from None
+    what = "a CA certificate, PEM (-----BEGIN CERTIFICATE-----) or DER (first byte 0x30)"
+    if not data:
+        raise OptionError(f"--ca {path} is empty (0 bytes): give {what}")
+    if data[0] == 0x30:
+        kind = "der"
+        size = _der_length(data)
+        if size != len(data):
+            raise OptionError(
+                f"--ca {path}: a DER certificate whose header says {size} bytes, but the "
+                f"file has {len(data)} (cut off, or more than one? put a bundle in PEM)"
+            )
+    else:
+        kind = "pem"
+        text = data.decode("latin-1")
+        if not _pem_certificates(path, text):
+            labels = sorted(set(re.findall(r"-----BEGIN ([A-Z0-9 ]+)-----", text)))
+            if labels:
+                raise OptionError(
+                    f"--ca {path} holds no certificate, only PEM {', '.join(labels)}: give {what}"
+                )
+            raise OptionError(
+                f"--ca {path} is neither PEM nor DER (first bytes {data[:16]!r}): give {what}"
+            )
+    ext = src.suffix.lower()
+    board = "/ca" + ext if ext[1:].isalnum() else CA_KINDS[kind]
+    return src, board
+
+
+def board_files(opts: Options) -> list[tuple[Path, str]]:
+    """The files besides /acupdate.json that the settings need on the board: (host path,
+    board path) pairs (the CA certificate)."""
+    return [check_ca(opts.ca)] if opts.ca is not None and opts.server is not None else []
+
+
+def shown(cfg: dict) -> dict:
+    """The settings with the Wi-Fi key and the password hidden, for printing."""
+    out = {}
+    for section, values in cfg.items():
+        if isinstance(values, dict):
+            values = {k: "***" if k in ("key", "password") and v else v for k, v in values.items()}
+        out[section] = values
+    return out
 
 
 def _check_wifi(ssid: str, key: str) -> None:
@@ -101,6 +267,13 @@ def build(opts: Options) -> dict:
         "--led-active": opts.led_active is not None,
         "--no-reboot": not opts.reboot,
         "--startup-update": opts.startup_update is not None,
+        "--ca": opts.ca is not None,
+        "--user": opts.user is not None,
+        "--password": opts.password is not None,
+        "--connect-timeout": opts.connect_timeout is not None,
+        "--deadline": opts.deadline is not None,
+        "--retries": opts.retries is not None,
+        "--backoff": opts.backoff is not None,
     }
     if opts.server is None:
         used = [name for name, on in server_only.items() if on]
@@ -121,6 +294,7 @@ def build(opts: Options) -> dict:
         if opts.led is not None:
             server["led_on"] = 1 if opts.led_active is None else opts.led_active
         server["reboot"] = opts.reboot
+        server.update(_transport(opts))
         cfg["server"] = server
 
     for name in opts.health_imports:
@@ -148,6 +322,38 @@ def build(opts: Options) -> dict:
         startup["timeout"] = _check_seconds("--startup-timeout", t)
     cfg["startup"] = startup
     return cfg
+
+
+def _transport(opts: Options) -> dict:
+    """The "server" keys of the transport, checked as acupdate.cfgcheck checks them."""
+    out: dict = {}
+    if opts.ca is not None:
+        out["ca"] = check_ca(opts.ca)[1]
+    elif urlsplit(opts.server or "").scheme == "https":
+        raise OptionError(
+            f"--server {opts.server!r} is https: give --ca FILE, the CA certificate that "
+            "signed the server's (PEM or DER); the board checks the server with it"
+        )
+    _check_user(opts.user, opts.password)
+    if opts.user is not None:
+        out["user"] = opts.user
+        out["password"] = opts.password
+    if opts.connect_timeout is not None:
+        out["connect_timeout"] = _check_seconds("--connect-timeout", opts.connect_timeout)
+    if opts.deadline is not None:
+        out["deadline"] = _check_more_than_0("--deadline", opts.deadline)
+    if opts.retries is not None:
+        if opts.retries < 0:
+            raise OptionError(
+                f"--retries must be 0 or more (resumes of a dropped download), got {opts.retries}"
+            )
+        out["retries"] = opts.retries
+    if opts.backoff is not None:
+        b = opts.backoff
+        if not (math.isfinite(b) and b >= 0):
+            raise OptionError(f"--backoff must be 0 or more seconds, got {b:g}")
+        out["backoff"] = _number(b)
+    return out
 
 
 def dumps(cfg: dict) -> str:
