@@ -68,11 +68,12 @@ class Case:
         return self.at
 
     def resume_from(self, size: int) -> int | None:
-        """The Range start the agent must ask for next (None: it starts over with a plain
+        """The Range start the agent must ask for next: the first byte not yet written,
+        the start of the block the drop came in (None: it starts over with a plain
         request, the drop came before the first block was complete and checked; -1: no
         next request, the first reply brought the whole image)."""
         n = self.sent(size)
-        return -1 if n >= size else n if n >= BLOCK else None
+        return -1 if n >= size else n - n % BLOCK if n >= BLOCK else None
 
 
 class FaultServer(LoopbackServer):

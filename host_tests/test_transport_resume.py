@@ -1,6 +1,7 @@
 """Resume of a dropped image download (issue 5, Transport), run by the real MicroPython on
 the simulated board against scripted servers on 127.0.0.1: the agent asks for
-`Range: bytes=<first byte not received>-`, continues on a 206 with the matching
+`Range: bytes=<first byte not yet written>-` (the start of the block the drop came in),
+continues on a 206 with the matching
 Content-Range, starts over on a 200, fails clearly on anything else, gives up after
 `retries` tries spaced by a doubling backoff, and never writes more than the image."""
 
@@ -24,7 +25,8 @@ from faults import (
 from tools.image import build_app
 
 SIZE = 300_000
-AT = 100_000  # the byte at which the first reply is cut
+BLOCK = 4096
+AT = 24 * BLOCK  # the byte at which the first reply is cut (a block's start)
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +70,19 @@ def test_cut_mid_image_resumes_with_range_and_writes_the_exact_image(agent_board
     assert agent_board.flash.read(slot.offset, SIZE) == image
 
 
-def test_a_partial_block_at_the_drop_is_kept(agent_board, image):
-    # Cut inside a block, past the head buffer's place: the bytes of the partial block
-    # stay in the block buffer and the resume asks for the byte after them.
-    at = 5 * 4096 + 3500
+def test_a_partial_block_at_the_drop_is_asked_for_again(agent_board, image):
+    # Cut inside a block: its bytes were not written yet, so the resume asks for the block
+    # from its start (the block buffer then takes the reply's head: no extra buffer).
+    at = 5 * BLOCK + 3500
     full = image_reply(image)
-    script = {"/app.bin": [cut(full, head_len(full) + at), partial_reply(image, at)]}
+    script = {"/app.bin": [cut(full, head_len(full) + at), partial_reply(image, 5 * BLOCK)]}
     with ScriptServer(script) as srv:
         (got,) = run_updates(agent_board, cfg(srv), [("app.bin", {}, SIZE)])
         seen = srv.requests("/app.bin")
     assert got["status"] == "SUCCESS" and got["md5"] == md5(image), got
-    assert [s.range for s in seen] == [None, f"bytes={at}-"]
+    assert [s.range for s in seen] == [None, f"bytes={5 * BLOCK}-"]
+    slot = agent_board.flash.part("ota_1")
+    assert agent_board.flash.read(slot.offset, SIZE) == image
 
 
 def test_200_to_the_range_request_starts_over_from_byte_0(agent_board, image):
@@ -102,8 +106,9 @@ def test_start_over_that_drops_again_leaves_nothing_bootable(agent_board, image)
     assert "gave up after 2 retries" in got["error"]
     assert got["before"] == got["after"] == "ota_0"
     assert not got["header"]  # the slot's image header was never written
-    # After the start over (a 200), the next try asks from where the new reply dropped.
-    assert [s.range for s in seen] == [None, f"bytes={AT}-", "bytes=50000-"]
+    # After the start over (a 200), the next try asks from the block where the new reply
+    # dropped (50,000 is inside block 12).
+    assert [s.range for s in seen] == [None, f"bytes={AT}-", f"bytes={12 * BLOCK}-"]
     assert agent_board.flash.image_problem(agent_board.flash.part("ota_1"))
 
 
@@ -223,22 +228,25 @@ def test_extra_bytes_in_a_206_are_not_written(agent_board, image):
 
 
 def test_resume_heap_updater_api(board, image):
-    """A resume loads its code (acupdate.resume, acupdate.fetch) and, for a partial block,
-    a head buffer of its own: about 5 KiB more than a plain update. At 48K the resumed
-    update works; at 40K (the plain update's budget) it fails with a clear error and
-    leaves nothing bootable."""
+    """A resume loads its code (acupdate.resume, acupdate.fetch, acupdate.reqhdrs, and
+    acupdate.httphead for the head) next to the transfer's: about 4 KiB more than a plain
+    update. A partial block at the drop is asked for again, so that the reply's head goes
+    through the block buffer as a first reply's does (no buffer of its own). At 44K the
+    resumed update works; at 40K (the plain update's budget) it fails with a clear error
+    and leaves nothing bootable."""
     install_agent(board, mpy=True)
     full = image_reply(image)
-    at = AT + 1234
+    at = AT + 1234  # inside a block: the resume asks for it from AT
     got = {}
-    for heap in ("48K", "40K"):
+    for heap in ("44K", "40K"):
         with ScriptServer(
-            {"/app.bin": [cut(full, head_len(full) + at), partial_reply(image, at)]}
+            {"/app.bin": [cut(full, head_len(full) + at), partial_reply(image, AT)]}
         ) as srv:
             (got[heap],) = run_updates(board, cfg(srv), [("app.bin", {}, SIZE)], heap=heap)
-            assert srv.requests("/app.bin")[0].range is None
-    assert got["48K"]["status"] == "SUCCESS" and got["48K"]["md5"] == md5(image), got
+            ranges = [s.range for s in srv.requests("/app.bin")]
+        assert ranges == ([None, f"bytes={AT}-"] if heap == "44K" else [None]), ranges
+    assert got["44K"]["status"] == "SUCCESS" and got["44K"]["md5"] == md5(image), got
     assert got["40K"]["status"] == "FAIL", got
-    assert got["40K"]["error"].startswith(f"Connection dropped at byte {at} of {SIZE}")
+    assert got["40K"]["error"].startswith(f"Connection dropped at byte {AT} of {SIZE}")
     assert got["40K"]["error"].endswith("the heap has no room to resume")
     assert got["40K"]["after"] == got["40K"]["before"] and not got["40K"]["header"]

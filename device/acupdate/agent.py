@@ -70,6 +70,7 @@ class Updater:
             if e[0] == name:  # the catalog's size and sha256 unless given
                 size = e[3] if size is None else size
                 sha256 = e[4] if sha256 is None and len(e) > 4 else sha256
+                break
         self.listed = None  # the catalog's list is not kept during the update
         before = loaded()
         try:

@@ -1,6 +1,7 @@
 # acupdate.ota: stream an image into the inactive OTA partition, safely.
 #
-# Blocks are written as they complete, each erased first (writeblocks with 3 arguments).
+# Blocks are written as they complete, each erased first (writeblocks with 3 arguments),
+# and hashed (MD5, and SHA-256 when one is expected) as they are written.
 # The image's first 16 bytes (its header, magic 0xE9 first) are held back: block 0 goes
 # to flash with them still erased (0xFF), so a partial or unchecked image never looks
 # like an image. Only when the whole body's MD5 equals the server's x-MD5 (and its SHA-256
@@ -79,20 +80,28 @@ class Writer:
 
     def commit(self, n):
         """Account for n bytes just put into room()."""
-        f = self.fill
         if self.done + n > self.size:
             raise ValueError("server sent more than %d bytes" % self.size)
-        mv = self.mv if n == _BLOCK else self.mv[f : f + n]
-        self.md5.update(mv)
-        if self.sha:
-            self.sha.update(mv)
         self.fill += n
         self.done += n
         if self.fill == _BLOCK:
             self._flush()
 
+    def rewind(self):
+        """Drop the bytes of the block not yet written (a download that dropped goes on from
+        the block's start: its buffer is then free for the next reply's head). Returns
+        done, the first byte still wanted."""
+        self.done -= self.fill
+        self.fill = 0
+        return self.done
+
     def _flush(self):
+        # The hashes take a block as it is written (the header bytes as they came).
         buf = self.buf
+        mv = self.mv if self.fill == _BLOCK else self.mv[: self.fill]
+        self.md5.update(mv)
+        if self.sha:
+            self.sha.update(mv)
         for i in range(self.fill, _BLOCK):
             buf[i] = 0xFF
         if self.blk == 0:

@@ -1,7 +1,8 @@
 # acupdate.resume: what an image download (acupdate.transfer) does when its connection
 # drops, loaded only then: wait (cfg.backoff, doubling; at most cfg.retries tries, never
-# past the deadline), then ask for "Range: bytes=<first byte not received>-". A 206 with
-# the matching Content-Range continues the image and its running MD5; a 200 starts it over
+# past the deadline), then ask for "Range: bytes=<first byte not yet written>-" (the bytes
+# of a block not yet written are dropped: the block buffer then takes the reply's head).
+# A 206 with the matching Content-Range continues the image and its MD5; a 200 starts it over
 # from byte 0 (a new Writer; nothing of the old try can boot, its header was never
 # written); anything else fails.
 import time
@@ -9,7 +10,6 @@ import time
 from micropython import const
 
 _HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
-_HEAD_LEN = const(1026)
 
 
 def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
@@ -17,19 +17,13 @@ def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
     when it dropped in the first block): the next reply and how it goes on, as (reply or
     None, Writer or None for a start over, md5, size, sha256, bytes in the block buffer,
     the next connection error or None). See transfer.run() for the other arguments."""
-    done = w.done if w else 0
-    wait(up.cfg, done, n, err, tries, deadline)
+    wait(up.cfg, w.done if w else 0, n, err, tries, deadline)
+    done = w.rewind() if w else 0  # a partial block is asked for again: the buffer is free
     from .fetch import get
-    from .first import begin
     from .reqhdrs import raw
 
-    hdrs = raw(part, f)
-
-    # The reply's head (and what comes with it) must not land on the block buffer's
-    # partial block, nor where its rest goes: a head buffer of its own then.
-    head = bytearray(_HEAD_LEN) if w and w.fill else memoryview(up.buf)[_HEAD:]
     try:
-        r = get(up.cfg, target, hdrs, head, deadline, ctx, done)
+        r = get(up.cfg, target, raw(part, f), memoryview(up.buf)[_HEAD:], deadline, ctx, done)
     except OSError as e:
         return None, w, md5, n, sha, 0, e
     try:
@@ -45,6 +39,8 @@ def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
                 "Resume refused: the server answered %d to Range: bytes=%d-" % (r.status, done)
             )
         w = None  # a start over: the old Writer goes first
+        from .first import begin
+
         return (r, None) + begin(r, up, part, f[0], size, sha)
     except BaseException:
         r.close()
