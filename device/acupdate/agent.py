@@ -71,7 +71,7 @@ class Updater:
                 size = e[3] if size is None else size
                 sha256 = e[4] if sha256 is None and len(e) > 4 else sha256
                 break
-        self.listed = None  # the catalog's list is not kept during the update
+        self.listed = e = None  # the catalog's list is not kept during the update
         before = loaded()
         try:
             md5 = self._update(name, before, size, sha256)
