@@ -87,6 +87,16 @@ def poll(wb: WebBoard, pred, timeout: float = 30) -> dict:
     raise AssertionError(f"progress never matched: {p}\n{wb.running.output[-3000:]}")
 
 
+def install_through(board, image: bytes, url: str) -> None:
+    """A board serving the menu for the update server at `url` installs `image` from it
+    (see assert_installed)."""
+    wb = WebBoard(board, heap=HEAP, update_server=url)
+    try:
+        assert_installed(wb, image, install(wb, url))
+    finally:
+        wb.stop()
+
+
 def assert_installed(wb: WebBoard, image: bytes, p: dict):
     """SUCCESS with the whole image, the result page, the restart it triggers, the image in
     ota_1 and the next boot into it."""
@@ -205,11 +215,7 @@ def test_a_cut_download_resumes_with_range(board, image):
 
     script = {CATALOG: [catalog_reply()], "/" + NAME: [cut(full, body_at(full) + at), ranged]}
     with ScriptServer(script) as srv:
-        wb = WebBoard(board, heap=HEAP, update_server=srv.url)
-        try:
-            assert_installed(wb, image, install(wb, srv.url))
-        finally:
-            wb.stop()
+        install_through(board, image, srv.url)
         assert [s.range for s in srv.requests("/" + NAME)] == [None, f"bytes={start}-"]
     assert answered == [(f"bytes={start}-", 206)]
 
@@ -221,11 +227,7 @@ def test_a_redirect_is_followed(board, image):
         f"/moved/{NAME}": [image_reply(image)],
     }
     with ScriptServer(script) as srv:
-        wb = WebBoard(board, heap=HEAP, update_server=srv.url)
-        try:
-            assert_installed(wb, image, install(wb, srv.url))
-        finally:
-            wb.stop()
+        install_through(board, image, srv.url)
         assert len(srv.requests("/" + NAME)) == 1
         moved = srv.requests(f"/moved/{NAME}")
     assert len(moved) == 1 and moved[0].headers["user-agent"] == "ESP32-http-Update"
@@ -283,10 +285,6 @@ def test_https_with_a_ca_file_and_basic_auth_from_acupdate_json(board, catalog_d
 def test_a_chunked_image_is_sized_by_the_catalog(board, image):
     script = {CATALOG: [catalog_reply()], "/" + NAME: [chunked_reply(image, (1000, 4093, 17))]}
     with ScriptServer(script) as srv:
-        wb = WebBoard(board, heap=HEAP, update_server=srv.url)
-        try:
-            assert_installed(wb, image, install(wb, srv.url))
-        finally:
-            wb.stop()
+        install_through(board, image, srv.url)
         got = srv.requests("/" + NAME)
     assert len(got) == 1 and got[0].range is None
