@@ -30,6 +30,13 @@ def board(tmp_path, image_v1) -> Board:
     return Board.create(tmp_path / "board", image_v1)
 
 
+@pytest.fixture
+def agent_board(board) -> Board:
+    """A fresh board (see board) with the agent installed as .py at /lib/acupdate."""
+    install_agent(board)
+    return board
+
+
 def run_json(board: Board, code: str, **kw):
     """Run device code that prints one JSON line last; returns (value, RunResult)."""
     res = board.run(code, **kw)

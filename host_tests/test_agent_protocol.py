@@ -27,12 +27,6 @@ print(json.dumps([NAMES[st], up.error]))
 """
 
 
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
-
-
 def snapshot(board: Board):
     ota0 = board.flash.part("ota_0")
     ota1 = board.flash.part("ota_1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import install_agent, run_json
+from conftest import run_json
 
 from tools.image import build_app
 
@@ -33,12 +33,6 @@ out["head"] = list(b[:2])
 out["boot"] = esp32.Partition(esp32.Partition.BOOT).info()[4]
 print(json.dumps(out))
 """
-
-
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
 
 
 @pytest.mark.parametrize("chunk", [1000, 4096, 5000])

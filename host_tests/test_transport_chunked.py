@@ -22,12 +22,6 @@ def image():
     return build_app(version="2.0.0", size=SIZE, seed=9)
 
 
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
-
-
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from conftest import install_agent, run_json
+from conftest import run_json
 from faults import ScriptServer, drip, image_reply, run_updates
 
 from tools.image import build_app
@@ -21,12 +21,6 @@ SIZE = 60_000
 @pytest.fixture(scope="module")
 def image():
     return build_app(version="2.0.0", size=SIZE, seed=17)
-
-
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import install_agent, run_json
+from conftest import run_json
 from faults import ScriptServer, image_reply, reply, run_updates
 
 from tools.image import build_app
@@ -21,12 +21,6 @@ CODES = (301, 302, 303, 307, 308)
 @pytest.fixture(scope="module")
 def image():
     return build_app(version="2.0.0", size=SIZE, seed=11)
-
-
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
 
 
 def moved(code: int, location: str) -> bytes:

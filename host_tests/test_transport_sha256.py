@@ -11,7 +11,6 @@ import hashlib
 import json
 
 import pytest
-from conftest import install_agent
 from faults import ScriptServer, image_reply, reply, run_updates
 
 from tools.image import build_app
@@ -23,12 +22,6 @@ SIZE = 90_000
 @pytest.fixture(scope="module")
 def image():
     return build_app(version="2.0.0", size=SIZE, seed=19)
-
-
-@pytest.fixture
-def agent_board(board):
-    install_agent(board)
-    return board
 
 
 def sha(data: bytes) -> str:
