@@ -3,7 +3,7 @@
 # (the chosen entry looked up in the catalog, the progress page, then the install task,
 # acupdate.webfetch). The catalog query is the agent's (acupdate.fetch), through the web
 # server's block buffer; its modules leave the heap before a page is built.
-from . import http, web  # noqa: F401 (http: the reply's class, kept loaded, see agent)
+from . import web
 
 
 def config():
