@@ -12,6 +12,7 @@ import hashlib
 import pytest
 from conftest import install_agent, run_json
 from mpy_helpers import Canned, CannedServer, closed_port
+from test_device_ota import assert_nothing_new_boots, faulty_byte
 
 from tools.board import Board, layout
 from tools.image import build_app, build_merged
@@ -159,6 +160,26 @@ def test_md5_mismatch_and_short_body_leave_nothing_bootable(agent_board, image_v
         ota1 = agent_board.flash.part("ota_1")
         assert agent_board.flash.read(ota1.offset, 1) == b"\xff"  # no image header
         assert agent_board.flash.image_problem(ota1)
+
+
+def test_flash_that_does_not_read_back_fails_the_update_and_nothing_new_boots(
+    agent_board, image_v2, tmp_path
+):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "app.bin").write_bytes(image_v2)
+    ota1 = agent_board.flash.part("ota_1")
+    at, mask = faulty_byte(image_v2, "stuck1")
+    before = [e.describe() for e in agent_board.flash.otadata()]
+    agent_board.arm_flash_fault("stuck1", ota1.offset + at, mask)
+    with UpdateServer(tmp_path / "cat") as srv:
+        got = update_via(agent_board, srv.url)
+    back = _md5(agent_board.flash.read(ota1.offset, len(image_v2)))
+    assert back != _md5(image_v2)
+    assert got == [
+        "FAIL",
+        f"flash read-back MD5 {back} != image {_md5(image_v2)}: flash not written",
+    ]
+    assert_nothing_new_boots(agent_board, before)
 
 
 def test_cannot_connect_names_host_and_port(agent_board):

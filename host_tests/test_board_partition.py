@@ -11,6 +11,7 @@ import random
 import pytest
 from conftest import WRITE_FILE, run_json
 
+from tools.board import BoardError
 from tools.image import build_app
 
 
@@ -232,3 +233,59 @@ except OSError as e:
 """,
     )
     assert got == errno
+
+
+# A faulty byte in ota_1's block 1; the device code lists each step's bytes that differ
+# from the step's expected fill, as [offset in the block, value].
+FAULT_AT = 0x190000 + 4096 + 0x234
+FAULT_STEPS = """
+import esp32, json
+p = esp32.Partition("ota_1")
+b = bytearray(4096)
+def odd(fill):
+    p.readblocks(1, b)
+    return [[i, b[i]] for i in range(4096) if b[i] != fill]
+out = {"power_on": odd(0xFF)}
+p.writeblocks(1, bytes(4096))               # erase, program zeros
+out["program"] = odd(0)
+p.writeblocks(1, bytes([0xFF]) * 4096, 0)   # program 0xFF without erase: changes nothing
+out["program_ff"] = odd(0)
+p.ioctl(6, 1)                               # erase
+out["erase"] = odd(0xFF)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    "kind, mask, want",
+    [
+        # a cell that will not program: its bit stays 1 after erase + program 0
+        ("stuck1", 0x01, {"power_on": [], "program": [[0x234, 0x01]], "erase": []}),
+        # a cell that will not erase: 0 from power-on, and after every erase
+        ("stuck0", 0x80, {"power_on": [[0x234, 0x7F]], "program": [], "erase": [[0x234, 0x7F]]}),
+        # a lost page program: the 256 bytes of that page stay erased
+        (
+            "drop",
+            0x01,
+            {"power_on": [], "program": [[i, 0xFF] for i in range(0x200, 0x300)], "erase": []},
+        ),
+    ],
+)
+def test_armed_flash_fault_acts_for_one_run_and_only_clears_bits(board, kind, mask, want):
+    board.arm_flash_fault(kind, FAULT_AT, mask)
+    got, _ = run_json(board, FAULT_STEPS)
+    want["program_ff"] = want["program"]  # a program never sets a bit
+    assert got == want
+    assert board.flash_fault is None  # disarmed: the next run's flash is sound
+    got, _ = run_json(board, FAULT_STEPS)
+    # The flash holds what the faulty run left (its last erase); now it works again.
+    assert got == {"power_on": want["erase"], "program": [], "program_ff": [], "erase": []}
+
+
+def test_flash_fault_arguments_are_checked(board):
+    with pytest.raises(BoardError, match="expected one of"):
+        board.arm_flash_fault("flip", FAULT_AT)
+    with pytest.raises(BoardError, match="the flash is 0x400000"):
+        board.arm_flash_fault("drop", 0x400000)
+    with pytest.raises(BoardError, match="bits of one byte"):
+        board.arm_flash_fault("stuck1", FAULT_AT, 0x100)

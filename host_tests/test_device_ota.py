@@ -111,3 +111,55 @@ def test_other_chip_image_written_is_refused_by_set_boot(agent_board):
         agent_board, FEED.format(size=len(img), chunk=4096, md5=hashlib.md5(img).hexdigest())
     )
     assert "refused by ESP-IDF validation" in got["error"] and got["boot"] == "ota_0"
+
+
+def faulty_byte(image: bytes, kind: str) -> tuple[int, int]:
+    """An offset past block 0 and a bit there that the fault `kind` gets wrong."""
+    for i in range(4096 + 100, len(image)):
+        b = image[i]
+        if kind == "stuck1" and b != 0xFF:
+            return i, (~b & 0xFF) & -(~b & 0xFF)  # a 0 bit that will stay 1
+        if kind == "stuck0" and b:
+            return i, b & -b  # a 1 bit that will read 0
+        if kind == "drop" and any(x != 0xFF for x in image[i & ~255 : (i | 255) + 1]):
+            return i, 0x01  # a page that will stay erased
+    raise AssertionError("no byte for the fault")
+
+
+def assert_fault_left(stored: bytes, image: bytes, kind: str, at: int, mask: int):
+    """The flash differs from the image only where the fault acts."""
+    diff = [i for i in range(len(image)) if stored[i] != image[i]]
+    if kind == "drop":
+        page = range(at & ~255, (at | 255) + 1)
+        assert diff and set(diff) <= set(page) and {stored[i] for i in page} == {0xFF}
+    else:
+        assert diff == [at] and stored[at] ^ image[at] == mask
+
+
+def assert_nothing_new_boots(board, before: list):
+    """The boot slot is still ota_0 (otadata as before), ota_1 holds no valid image, and
+    after a reset v1 boots from ota_0."""
+    assert board.flash.boot_partition().label == "ota_0"
+    assert [e.describe() for e in board.flash.otadata()] == before
+    assert board.flash.image_problem(board.flash.part("ota_1"))
+    res = board.run("print('up')")
+    assert "slot=ota_0 version=1.0.0" in res.boot.log_line() and "up" in res.output
+
+
+@pytest.mark.parametrize("kind", ["stuck1", "stuck0", "drop"])
+def test_written_data_that_does_not_read_back_is_not_booted(agent_board, image_v2, kind):
+    (agent_board.fs / "img.bin").write_bytes(image_v2)
+    md5 = hashlib.md5(image_v2).hexdigest()
+    ota1 = agent_board.flash.part("ota_1")
+    at, mask = faulty_byte(image_v2, kind)
+    before = [e.describe() for e in agent_board.flash.otadata()]
+    agent_board.arm_flash_fault(kind, ota1.offset + at, mask)
+    got, _ = run_json(agent_board, FEED.format(size=len(image_v2), chunk=4096, md5=md5))
+    stored = agent_board.flash.read(ota1.offset, len(image_v2))
+    assert_fault_left(stored, image_v2, kind, at, mask)
+    back = hashlib.md5(stored).hexdigest()
+    assert got["error"] == (
+        f"OSError: flash read-back MD5 {back} != image {md5}: flash not written"
+    )
+    assert got["boot"] == "ota_0"
+    assert_nothing_new_boots(agent_board, before)

@@ -110,6 +110,9 @@ class Board:
         # update: "otadata-erase" (before the erase), "otadata-write" (erased, entry not
         # written) or "otadata-torn" (half the 32-byte entry written).
         self.cut_power_at: str | None = None
+        # Flash-fault tests: (kind, flash address, bit mask) for the next MicroPython run
+        # only; see arm_flash_fault.
+        self.flash_fault: tuple[str, int, int] | None = None
 
     # creation ---------------------------------------------------------------
     @classmethod
@@ -150,6 +153,22 @@ class Board:
     def _save(self) -> None:
         (self.path / "board.json").write_text(json.dumps(self.cfg, indent=1))
 
+    FLASH_FAULTS = ("stuck1", "stuck0", "drop")
+
+    def arm_flash_fault(self, kind: str, addr: int, mask: int = 0x01) -> None:
+        """Make the next MicroPython run's flash fail at byte `addr` (its bits `mask`), as
+        worn NOR cells do; a write still only clears bits (mpy/_hw.py models it):
+        "stuck1" those bits will not program (they keep their value: 1 once erased);
+        "stuck0" they will not erase (0 from power-on on); "drop" a program over `addr`
+        loses that byte's 256-byte page. The run after it has a sound flash again."""
+        if kind not in self.FLASH_FAULTS:
+            raise BoardError(f"flash fault {kind!r}: expected one of {self.FLASH_FAULTS}")
+        if not 0 <= addr < self.flash.size:
+            raise BoardError(f"flash fault at 0x{addr:x}: the flash is 0x{self.flash.size:x}")
+        if not 0 < mask <= 0xFF:
+            raise BoardError(f"flash fault mask 0x{mask:x}: expected the bits of one byte")
+        self.flash_fault = (kind, addr, mask)
+
     # boot -------------------------------------------------------------------
     def power_on(self) -> bootloader.Boot:
         """Run the bootloader (rollback rules, image checks); returns what it booted."""
@@ -176,6 +195,8 @@ class Board:
         )
         if script:
             env["ACUPDATE_SIM_SCRIPT"] = script
+        if self.flash_fault:
+            env["ACUPDATE_SIM_FAULT"] = " ".join(map(str, self.flash_fault))
         return env
 
     def spawn(
@@ -190,6 +211,7 @@ class Board:
             str(MPY_DIR / "_board.py"),
         ]
         env = self.env(mode, ctl.path, script)
+        self.flash_fault = None  # armed for this run only
         env["ACUPDATE_SIM_APP_FREE"] = str(plain_free(app))
         return subprocess.Popen(
             cmd,

@@ -1,6 +1,12 @@
 # Board-model plumbing shared by the simulated esp32, esp and machine modules:
 # the flash file (opened before the board filesystem is mounted at /), one scratch
 # sector, and the control socket to the simulator host (otadata, pins, watchdog).
+# A flash fault armed by the host for this run (ACUPDATE_SIM_FAULT = "KIND ADDR MASK")
+# makes the bits MASK of the byte at ADDR fail as worn NOR cells do; a write still only
+# ever clears bits:
+#   stuck1  the bits will not program: they keep their value (1 once erased)
+#   stuck0  the bits will not erase: they read 0 from power-on, erased or not
+#   drop    a program over ADDR loses ADDR's 256-byte page (it keeps its bytes; MASK unused)
 import os
 
 from micropython import const
@@ -10,6 +16,10 @@ flash = open(os.getenv("ACUPDATE_SIM_FLASH"), "r+b")
 flash_size = flash.seek(0, 2)
 scratch = bytearray(SECTOR)
 _ctl = None
+fault = os.getenv("ACUPDATE_SIM_FAULT")
+if fault:
+    fault = fault.split()
+    fault = (fault[0], int(fault[1]), int(fault[2]))
 
 
 def host(cmd):
@@ -47,11 +57,27 @@ def _and(dst: ptr8, src: ptr8, n: int):
         i += 1
 
 
+def _byte(addr, op=None, mask=0):
+    # The flash byte at addr; with op "and"/"or", stores it AND/OR mask first.
+    b = bytearray(1)
+    flash.seek(addr)
+    flash.readinto(b)
+    if op:
+        b[0] = b[0] & mask if op == "and" else b[0] | mask
+        flash.seek(addr)
+        flash.write(b)
+    return b[0]
+
+
 def program(addr, data):
     # NOR program: every stored byte becomes old AND new.
     mv = memoryview(data)
-    done = 0
     n = len(mv)
+    f = fault
+    if f and f[0] != "stuck0" and addr <= f[1] < addr + n:
+        _faulty(addr, mv, f)
+        return
+    done = 0
     while done < n:
         k = min(SECTOR, n - done)
         flash.seek(addr + done)
@@ -62,6 +88,24 @@ def program(addr, data):
         done += k
 
 
+def _faulty(addr, mv, f):
+    # A program that covers the faulty byte.
+    global fault
+    fault = None  # the plain program, once
+    if f[0] == "drop":
+        lo = max(addr, f[1] & ~255)
+        hi = min(addr + len(mv), (f[1] | 255) + 1)
+        if lo > addr:
+            program(addr, mv[: lo - addr])
+        if hi < addr + len(mv):
+            program(hi, mv[hi - addr :])
+    else:  # stuck1: those bits keep their old value
+        old = _byte(f[1]) & f[2]
+        program(addr, mv)
+        _byte(f[1], "or", old)
+    fault = f
+
+
 def erase(addr, n):
     # NOR erase of whole sectors (addr, n sector aligned): 0xFF.
     for i in range(SECTOR):
@@ -69,6 +113,13 @@ def erase(addr, n):
     for a in range(addr, addr + n, SECTOR):
         flash.seek(a)
         flash.write(scratch)
+    f = fault
+    if f and f[0] == "stuck0" and addr <= f[1] < addr + n:
+        _byte(f[1], "and", ~f[2] & 0xFF)
+
+
+if fault and fault[0] == "stuck0":
+    _byte(fault[1], "and", ~fault[2] & 0xFF)
 
 
 def read(addr, buf):
