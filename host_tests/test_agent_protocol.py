@@ -57,8 +57,28 @@ def test_update_from_our_server_sends_the_exact_esp32_headers(
     with UpdateServer(tmp_path / "cat") as srv:
         got = update_via(agent_board, srv.url)
         req = [r for r in srv.requests if r.path == "/app.bin"][0]
+        port = srv.port
     assert got == ["SUCCESS", ""]
     assert req.status == 200
+    # Every header the board sends, in its order and spelling: protocol.md section 2's
+    # (Host first) and the Connection: close of its one-request connections; no others.
+    assert list(req.headers) == [
+        "Host",
+        "Connection",
+        "User-Agent",
+        "Cache-Control",
+        "x-ESP32-STA-MAC",
+        "x-ESP32-AP-MAC",
+        "x-ESP32-free-space",
+        "x-ESP32-sketch-size",
+        "x-ESP32-sketch-md5",
+        "x-ESP32-chip-size",
+        "x-ESP32-sdk-version",
+        "x-ESP32-mode",
+        "x-ESP32-version",
+    ]
+    assert req.headers["Host"] == f"127.0.0.1:{port}"
+    assert req.headers["Connection"] == "close"
     h = {k.lower(): v for k, v in req.headers.items()}
     assert h["user-agent"] == "ESP32-http-Update"
     assert h["cache-control"] == "no-cache"
