@@ -4,6 +4,7 @@ pending verification, boot.py confirms it after its health check (or rolls back)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ def test_update_by_name_and_choices(deployed, server, image_v2):
     assert got == 4 and "Update successful: beta.bin" in res.output
 
 
-def test_repl_flow_through_mpremote(deployed):
+def test_repl_flow_through_mpremote(deployed, image_v2):
     settings = json.loads((deployed.fs / "acupdate.json").read_text())
     settings["server"]["reboot"] = True
     (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
@@ -121,6 +122,10 @@ def test_repl_flow_through_mpremote(deployed):
         text = log.decode(errors="replace")
         assert "100%" in text and "Update successful" in text and "Rebooting in 1 s" in text
         assert "%\r" in text or " \r " in text  # the progress line redraws in place
+        # Its last state: percent, bytes of the 300,000, and the rate.
+        n = len(image_v2)
+        done = re.findall(rf"100%  {n} / {n} bytes  (\d+\.\d) KiB/s", text)
+        assert done and float(done[-1]) > 0, text
         assert "slot=ota_1 version=2.0.0" in sb.boots[1] and "PENDING_VERIFY" in sb.boots[1]
         out = mpremote(sb, "exec", "import acupdate.repl as r; r.status()")
         assert "VALID" in out and "running next-boot" in out
