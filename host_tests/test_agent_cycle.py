@@ -132,6 +132,45 @@ def test_repl_flow_through_mpremote(deployed, image_v2):
     assert b"new image confirmed after its health check" in log
 
 
+def test_repl_confirm_and_rollback_through_mpremote(agent_board, server):
+    # v2 written to ota_1 by the agent; no boot.py here, so nothing confirms it but us.
+    got, _ = run_json(
+        agent_board,
+        "import json\nfrom acupdate.agent import Updater, NAMES\n"
+        "from acupdate.config import Config\n"
+        f"up = Updater(Config(url='{server.url}'))\n"
+        "print(json.dumps(NAMES[up.update('app.bin')]))",
+    )
+    assert got == "SUCCESS"
+    row = "  {:<6} {:<14} {:<16} {}"
+    with SerialBoard(agent_board) as sb:
+        assert sb.wait_boots(1)
+        assert "slot=ota_1 version=2.0.0" in sb.boots[0] and "PENDING_VERIFY" in sb.boots[0]
+        out = mpremote(sb, "exec", "import acupdate.repl as r; r.confirm(); r.status()")
+        assert out.splitlines() == [
+            "Running image confirmed",
+            row.format("slot", "version", "otadata", ""),
+            row.format("ota_0", "1.0.0", "-", ""),
+            row.format("ota_1", "2.0.0", "VALID", "running next-boot"),
+        ]
+        # Confirmed: a reset keeps it.
+        mpremote(sb, "exec", "--no-follow", "import machine; machine.reset()")
+        assert sb.wait_boots(2)
+        assert (
+            "slot=ota_1 version=2.0.0 project=acupdate-demo state=VALID rollback=no" in sb.boots[1]
+        )
+        out = mpremote(sb, "exec", "import acupdate.repl as r; print(r.rollback()); r.status()")
+        assert out.splitlines()[:2] == ["Next boot: ota_0", "ota_0"]
+        assert row.format("ota_0", "1.0.0", "NEW", "next-boot") in out.splitlines()
+        assert row.format("ota_1", "2.0.0", "VALID", "running ") in out.splitlines()
+        # rollback(reset=True) says so and resets: v1 boots from ota_0.
+        mpremote(sb, "exec", "--no-follow", "import acupdate.repl as r; r.rollback(reset=True)")
+        assert sb.wait_boots(3)
+        assert "slot=ota_0 version=1.0.0" in sb.boots[2], sb.boots
+        assert sb.output.count(b"Next boot: ota_0") == 2  # printed before the reset too
+    assert agent_board.flash.boot_partition().label == "ota_0"
+
+
 def test_ctrl_c_cancels_the_reboot_countdown(deployed):
     settings = json.loads((deployed.fs / "acupdate.json").read_text())
     settings["server"]["reboot"] = True
