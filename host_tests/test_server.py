@@ -901,3 +901,38 @@ def test_cli_serves_until_sigterm(root: Path, files: dict[str, bytes], sha256: b
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_installed_console_script_serves_a_catalog(root: Path, tmp_path: Path) -> None:
+    """`acupdate-server` as pip installed it ([project.scripts]), run outside the repo."""
+    script = str(Path(sys.executable).parent / "acupdate-server")
+    result = subprocess.run(
+        [script, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and "--catalog" in result.stdout, result.stderr
+    command = [script, "-d", str(root), "-b", "127.0.0.1", "-p", "0"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    try:
+        banner = read_until(proc.stderr, rb"serving .* on 127\.0\.0\.1:(\d+)")
+        found = re.search(rb"serving .* on 127\.0\.0\.1:(\d+)", banner)
+        assert found, banner
+        conn = http.client.HTTPConnection("127.0.0.1", int(found.group(1)), timeout=10)
+        conn.request("GET", "/_catalog?op=list&path=.")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type", "").startswith("application/json")
+        entries = {e["name"]: e["type"] for e in json.loads(response.read())}
+        conn.close()
+        want = {"app.bin": "bin", "fake.bin": "file", "notes.txt": "file", "sub": "directory"}
+        assert {name: entries.get(name) for name in want} == want
+        log = read_until(proc.stderr, rb"_catalog\?op=list&path=\.\" 200")
+        assert b'"GET /_catalog?op=list&path=." 200' in log, log
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
