@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
+
+from conftest import MPREMOTE
 
 
 def board_cli(*args):
@@ -53,3 +59,37 @@ def test_a_failing_script_exits_1_with_its_traceback(tmp_path):
     board_cli("create", d)
     res = board_cli("run", d, "-c", "raise ValueError('boom')")
     assert res.returncode == 1 and "ValueError: boom" in res.stdout
+
+
+def test_serve_gives_a_serial_port_that_mpremote_drives(board):
+    """`serve DIR`: the board's REPL on a pty (also DIR/tty) for the real mpremote, until
+    SIGTERM."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.board", "serve", str(board.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # the pty is open before this line is printed
+        found = re.match(r"board serial port: (/dev/\S+) \(also (\S+)\)", first)
+        assert found, first
+        device, link = found.groups()
+        assert Path(link) == board.path / "tty" and os.path.realpath(link) == device
+        out = subprocess.run(
+            [MPREMOTE, "connect", link, "exec", "import esp32; print(esp32.Partition(1).info())"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "(0, 16, 65536, 1572864, 'ota_0', False)" in out.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert not (board.path / "tty").exists()  # the link goes with the port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
