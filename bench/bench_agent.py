@@ -69,8 +69,25 @@ STEP = 512
 TOP = 48 * KIB
 RATIO = 0.9
 CASES = ((SMALL, FEW), (LARGE, FEW), (LARGE, MANY))
-MODULES = ("config", "http", "catalog", "imagecheck", "ota", "slots", "agent", "repl", "startup")
-UPDATER_MODULES = ("config", "http", "catalog", "imagecheck", "ota", "slots", "agent")
+# The agent's modules (the web pages' are bench/bench_web.py's); all but https (TLS).
+MODULES = (
+    "config",
+    "cfgcheck",
+    "http",
+    "httphead",
+    "catalog",
+    "imagecheck",
+    "ota",
+    "slots",
+    "reqhdrs",
+    "fetch",
+    "first",
+    "resume",
+    "transfer",
+    "agent",
+    "repl",
+    "startup",
+)
 
 # Module residency: all modules imported (total: with the names they intern, and the
 # qstr pool that takes), then each one's own code and data: unloaded, imported again.
