@@ -65,14 +65,29 @@ class WebBoard:
         return self.running.power_off()
 
     def request(self, method, path, body=b"", headers=None, timeout=60):
-        """(status, headers dict with lower-case names, body bytes)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
+        """(status, headers dict with lower-case names, body bytes). A refused connection
+        (and a GET's reset one) is tried again for up to 10 s: the board's port closes for a
+        moment when the server steps aside for an update and when it comes back (web.serve),
+        and a browser's progress script retries as well."""
+        end = time.monotonic() + 10
+        while True:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            try:
+                c.request(method, path, body=body, headers=headers or {})
+                r = c.getresponse()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+            except (
+                ConnectionRefusedError,
+                ConnectionResetError,
+                http.client.RemoteDisconnected,
+            ) as e:
+                if time.monotonic() > end or (
+                    method != "GET" and not isinstance(e, ConnectionRefusedError)
+                ):
+                    raise
+            finally:
+                c.close()
+            time.sleep(0.02)
 
     def progress(self, auth=None):
         st, _, body = self.request("GET", "/_ac/update_progress", headers=auth)

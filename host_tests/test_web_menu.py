@@ -20,9 +20,19 @@ from test_web_device import WebBoard, assert_untouched, slot_digest
 from tools.image import build_app
 from tools.server.core import UpdateServer
 
-# The board's application heap for every case here (the menu's install loads the agent's
-# transport next to the web server's modules).
-HEAP = "64K"
+# The board's application heap (issue 6: the pages work under -X heapsize=48K): the menu's
+# work with the update server runs with the web server stepped aside (acupdate.webjob).
+HEAP = "48K"
+# A resume loads its modules next to the transfer's (the agent alone needs 44K for one, 40K
+# without); with the web server's resident part too, the menu's install resumes from 56K
+# (below, a cut download fails with "...the heap has no room to resume", nothing bootable).
+RESUME_HEAP = "56K"
+# Following a redirect loads acupdate.cfgcheck (the Location's URL) next to the request's
+# modules: 52K is not always enough (the heap's layout varies with the timing), 56K is.
+REDIRECT_HEAP = "56K"
+# TLS on this unix port takes its buffers (tens of KiB) from the MicroPython heap
+# (m_tracked_calloc); the ESP32 port's mbedtls is ESP-IDF's, on the IDF heap, outside it.
+HTTPS_HEAP = "64K"
 SIZE = 200_000
 NAME = "app-v2.bin"
 CATALOG = "/_catalog?op=list&path=."  # the request target of Config's catalog query
@@ -87,10 +97,10 @@ def poll(wb: WebBoard, pred, timeout: float = 30) -> dict:
     raise AssertionError(f"progress never matched: {p}\n{wb.running.output[-3000:]}")
 
 
-def install_through(board, image: bytes, url: str) -> None:
+def install_through(board, image: bytes, url: str, heap: str = HEAP) -> None:
     """A board serving the menu for the update server at `url` installs `image` from it
     (see assert_installed)."""
-    wb = WebBoard(board, heap=HEAP, update_server=url)
+    wb = WebBoard(board, heap=heap, update_server=url)
     try:
         assert_installed(wb, image, install(wb, url))
     finally:
@@ -178,12 +188,13 @@ def test_a_name_not_in_the_catalog_is_refused(board, catalog_dir):
             why = f"gone.bin is not in the catalog of {url} (any more)"
             form = b"bin=gone.bin"
             st, _, page = wb.request("POST", "/_ac/update_act", form, FORM)
-            # Looked up in the catalog before the progress page (webcat.act): refused.
-            assert st == 502, (st, page)
-            assert b"<h1>No update</h1>" in page and f"{url}: {why}".encode() in page
-            assert wb.progress()["status"] == "IDLE"
+            # Looked up in the catalog by the install (webjob), after the progress page:
+            # its result says it.
+            assert st == 200 and f"Installing <b>gone.bin</b> from {url}".encode() in page
+            p = poll(wb, lambda p: p["status"] in ENDED)
+            assert p["status"] == "FAIL" and p["error"] == why, p
             st, _, page = wb.request("GET", "/_ac/update_result")
-            assert st == 200 and b"No update has run since the start." in page
+            assert st == 200 and b"Update failed" in page and why.encode() in page
             assert [r.path for r in srv.requests] == [CATALOG]  # no image request
             assert_untouched(wb, before)
         finally:
@@ -215,7 +226,7 @@ def test_a_cut_download_resumes_with_range(board, image):
 
     script = {CATALOG: [catalog_reply()], "/" + NAME: [cut(full, body_at(full) + at), ranged]}
     with ScriptServer(script) as srv:
-        install_through(board, image, srv.url)
+        install_through(board, image, srv.url, RESUME_HEAP)
         assert [s.range for s in srv.requests("/" + NAME)] == [None, f"bytes={start}-"]
     assert answered == [(f"bytes={start}-", 206)]
 
@@ -227,7 +238,7 @@ def test_a_redirect_is_followed(board, image):
         f"/moved/{NAME}": [image_reply(image)],
     }
     with ScriptServer(script) as srv:
-        install_through(board, image, srv.url)
+        install_through(board, image, srv.url, REDIRECT_HEAP)
         assert len(srv.requests("/" + NAME)) == 1
         moved = srv.requests(f"/moved/{NAME}")
     assert len(moved) == 1 and moved[0].headers["user-agent"] == "ESP32-http-Update"
@@ -265,7 +276,7 @@ def test_https_with_a_ca_file_and_basic_auth_from_acupdate_json(board, catalog_d
         assert srv.url.startswith("https://127.0.0.1:")
         server = {"url": srv.url, "ca": "/ca.der", "user": user, "password": password}
         (board.fs / "acupdate.json").write_text(json.dumps({"server": server}))
-        wb = WebBoard(board, heap=HEAP)  # no update_server: /acupdate.json's is used
+        wb = WebBoard(board, heap=HTTPS_HEAP)  # no update_server: /acupdate.json's is used
         try:
             st, _, page = wb.request("GET", "/_ac/update")
             assert st == 200, page[-600:]

@@ -1,4 +1,4 @@
-"""acupdate.multipart and web.Source under the real MicroPython: forms fed through a stream
+"""acupdate.multipart and websrc.Source under the real MicroPython: forms fed through a stream
 in every chunking (delimiters split across reads), CRLF and boundary look-alikes inside the
 data, preamble, epilogue, transport padding, and the errors for broken or cut-off forms."""
 
@@ -15,7 +15,7 @@ from mpy_helpers import run_mpy
 # or ["err", type, message].
 DRIVER = """
 import asyncio, binascii, json, sys
-from acupdate import web, multipart
+from acupdate import websrc, multipart
 
 class Feed:
     def __init__(self, data, sizes):
@@ -32,7 +32,7 @@ class Feed:
 
 async def parse(c):
     data = binascii.unhexlify(c["body"])
-    src = web.Source(Feed(data, c["chunks"]), bytearray(c["buf"]))
+    src = websrc.Source(Feed(data, c["chunks"]), bytearray(c["buf"]))
     src.length = src.left = c["length"]
     mp = multipart.Multipart(src, multipart.boundary(c["ctype"]))
     out = []
@@ -229,12 +229,12 @@ def test_random_forms_in_random_chunks(tmp_path, seed):
 def test_find_fallback_matches_bytearray_find(tmp_path):
     p = run_mpy(
         """
-        from acupdate import web
+        from acupdate import websrc
         b = bytearray(b"ab\\r\\n--XyZ\\r\\n--XyZ--")
         out = []
         for sub in (b"\\r\\n--XyZ", b"\\n", b"Q", b"--"):
             for s, e in ((0, len(b)), (3, len(b)), (0, 5), (9, 20)):
-                out.append((web.find(b, sub, s, e), web.find(memoryview(b), sub, s, e)))
+                out.append((websrc.find(b, sub, s, e), websrc.find(memoryview(b), sub, s, e)))
         print(out)
         """,
         heap="64K",

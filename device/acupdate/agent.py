@@ -33,13 +33,14 @@ class Updater:
     """Ask an update server for images and install one into the inactive OTA slot.
 
     on_start(), on_progress(amount, size), on_end(md5) and on_error(text) are optional
-    callbacks; `status` is one of RESET..FAIL and `error` the last failure's text."""
+    callbacks; `status` is one of RESET..FAIL and `error` the last failure's text. `buf`:
+    the 4096-byte bytearray every phase works through (default: a new one)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, buf=None):
         self.cfg = cfg
         self.status = IDLE
         self.error = ""
-        self.buf = bytearray(_BLOCK)
+        self.buf = buf or bytearray(_BLOCK)
         self.listed = None  # the last catalog(), until the next update()
         self.on_start = self.on_progress = self.on_end = self.on_error = None
 

@@ -1,11 +1,11 @@
 # acupdate.multipart: a multipart/form-data body (RFC 7578) read part by part from a
-# web.Source (an asyncio stream through one fixed buffer, never past the Content-Length).
+# websrc.Source (a stream read through one fixed buffer, never past the Content-Length).
 # A part's data comes out as memoryview slices of that buffer, never copied or gathered:
 # only bytes that could still be the start of the next delimiter ("\r\n--" + boundary)
 # are held back until more arrive.
 from micropython import const
 
-from .web import find as _find
+from .websrc import find as _find
 
 MAX_BOUNDARY = const(70)  # RFC 2046
 MAX_PART_HEADERS = const(16)

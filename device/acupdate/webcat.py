@@ -1,57 +1,9 @@
-# acupdate.webcat: the UPDATE menu's requests to the update server: GET /_ac/update (the
-# catalog, queried before the page's module, webmenu, is loaded) and POST /_ac/update_act
-# (the chosen entry looked up in the catalog, the progress page, then the install task,
-# acupdate.webfetch). The catalog query is the agent's (acupdate.fetch), through the web
-# server's block buffer; its modules leave the heap before a page is built.
-from . import web
-
-
-def config():
-    """The update server's Config: serve()'s update_server, else /acupdate.json's "server"."""
-    from .config import Config
-
-    s = web.server
-    if isinstance(s, str):
-        return Config(url=s)
-    if s is not None:
-        return s
-    import json
-
-    try:
-        with open("/acupdate.json") as f:
-            d = json.load(f).get("server")
-    except OSError:
-        d = None
-    if not d:
-        raise ValueError("no update server: give serve() an update_server URL or deploy one")
-    return Config.from_dict(d)
-
-
-def listing(cfg):
-    """The catalog's bin entries (see acupdate.catalog.parse), read through the block
-    buffer."""
-    return cfg.listing(web.block)
-
-
-def _entries():
-    # (server URL, the catalog's bin entries or an error text)
-    url = "(none)"
-    try:
-        if web.busy():  # the block buffer is the update's
-            raise OSError("An update is running: see its progress, then come back.")
-        cfg = config()
-        url = cfg.url()
-        return url, listing(cfg)
-    except Exception as e:  # MemoryError too: the page says what happened
-        return url, web.msg(e)
-
-
-async def menu(src, w, head):
-    """GET /_ac/update: the catalog is queried first, then the transport's modules leave
-    the heap and the page's (webmenu) come."""
-    url, entries = _entries()
-    web.drop("config")
-    await _page("catalog", w, url, entries)
+# acupdate.webcat: AutoConnect's UPDATE menu's requests. GET /_ac/update (the catalog
+# page: acupdate.webquery) and POST /_ac/update_act (field `bin`: the entry to install: its
+# progress page here, then acupdate.webinstall) hand the work with the update server to a
+# job (acupdate.webjob), done with the web server closed (web.serve), so that the agent's
+# code has the heap asyncio and the requests took.
+from . import web, webconn
 
 
 async def _page(fn, *args):
@@ -64,15 +16,31 @@ async def _page(fn, *args):
     await getattr(webmenu, fn)(*args)
 
 
+async def menu(src, w, head):
+    """GET /_ac/update: the catalog page, answered by webquery on this connection."""
+    if webconn.busy():
+        return await _page(
+            "catalog", w, where(), "An update is running: see its progress, then come back."
+        )
+    sock = w.s
+    w.s = None  # the connection is webjob's now (its close() here closes nothing)
+    webconn.step_aside("webquery", sock)
+
+
+def where():
+    """The update server's URL as the pages show it (webstart found it)."""
+    return web.url or "(no update server: give serve() an update_server URL or deploy one)"
+
+
 async def act(src, w, head):
-    """POST /_ac/update_act, field `bin`: a catalog entry's name. The entry is looked up
-    in the catalog first (still there? its size, for an image sent without a
-    Content-Length, and its sha256, checked too), then the progress page is sent and the
-    install starts as a task."""
-    if web.busy():
-        return await web.conflict(src, w, head)
+    """POST /_ac/update_act, field `bin`: a catalog entry's name. The progress page, then
+    the install, by webinstall (which first looks the entry up in the catalog: still
+    there? its size, for an image sent without a Content-Length, and its sha256, checked
+    too)."""
+    if webconn.busy():
+        return await webconn.conflict(src, w, head)
     if src.length > 512:
-        return await web.page("refuse", src, w, head, 413)
+        return await webconn.page("refuse", src, w, head, 413)
     while src.n - src.p < src.length:
         if not await src.fill():
             raise ValueError("the form ends early")
@@ -82,35 +50,16 @@ async def act(src, w, head):
         if k == b"bin":
             name = _unquote(v)
     if not name:
-        return await web.page(
+        return await webconn.page(
             "message",
             w,
             b"400 Bad Request",
             "No image chosen",
             "Choose a firmware image, then UPDATE.",
         )
-    url = "(none)"
-    try:
-        cfg = config()
-        url = cfg.url()
-        for ent in listing(cfg):
-            if ent[0] == name:
-                break
-        else:
-            raise OSError("%s is not in the catalog of %s (any more)" % (name, url))
-    except Exception as e:  # MemoryError too: the page says what happened
-        return await web.page(
-            "message", w, b"502 Bad Gateway", "No update", "%s: %s" % (url, web.msg(e))
-        )
-    await _page("started", w, name, url)
-    web.begin("server", name)
-    web.drop("webcat", "webmenu", "webpage", "webbar")  # the task needs none of them
-    import asyncio
-
-    from . import webfetch
-
-    web.enter()  # the install task needs its modules until it ends
-    asyncio.create_task(webfetch.run(cfg, name, ent[3], ent[4] if len(ent) > 4 else None))
+    await _page("started", w, name, where())
+    webconn.begin("server", name)
+    webconn.step_aside("webinstall", name)
 
 
 def _unquote(v):

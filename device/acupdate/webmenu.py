@@ -1,7 +1,7 @@
-# acupdate.webmenu: AutoConnect's UPDATE menu's pages, loaded once webcat has queried the
-# update server (and unloaded what that took): the catalog as radio buttons, or "No
-# available firmwares", or the server's error; the UPDATE button; the progress page of
-# the install (webfetch.run), which polls /_ac/update_progress.
+# acupdate.webmenu: AutoConnect's UPDATE menu's pages: the catalog (loaded once webquery has
+# queried the update server and unloaded what that took) as radio buttons, or "No available
+# firmwares", or the server's error; the UPDATE button; the progress page of the install
+# (webinstall), which polls /_ac/update_progress.
 from . import web
 
 _WATCH_JS = (
@@ -19,10 +19,10 @@ def _size(n):
 
 
 async def catalog(w, url, entries):
-    """The UPDATE page of the catalog `entries` (webcat.menu's) of the server at `url`."""
-    from . import webpage
+    """The UPDATE page of the catalog `entries` (webquery's) of the server at `url`."""
+    from . import webframe
 
-    esc = webpage.esc
+    esc = webframe.esc
     if isinstance(entries, str):
         rows = [b'<p class="err">', esc(entries), b"</p>"]
     elif not entries:
@@ -51,24 +51,24 @@ async def catalog(w, url, entries):
         rows.append(b"</table><p><button>UPDATE</button></p></form>")
     await web.send(
         w,
-        webpage.OK,
-        webpage.page("Update", b'<p class="note">Update server: ', esc(url), b"</p>", *rows),
+        webframe.OK,
+        webframe.page("Update", b'<p class="note">Update server: ', esc(url), b"</p>", *rows),
     )
 
 
 async def started(w, name, url):
     """The progress page of the install of `name` from `url` (webcat.act's)."""
-    from . import webbar, webpage
+    from . import webbar, webframe
 
     await web.send(
         w,
-        webpage.OK,
-        webpage.page(
+        webframe.OK,
+        webframe.page(
             "Updating",
             b"<p>Installing <b>",
-            webpage.esc(name),
+            webframe.esc(name),
             b"</b> from ",
-            webpage.esc(url),
+            webframe.esc(url),
             b"</p>",
             webbar.BAR,
             webbar.JS,

@@ -1,41 +1,9 @@
-# acupdate.webpage: what every update page shares: the frame (one inline style sheet and
-# the menu; no external assets, the board may have no internet), the message pages, the
-# result page (its <div id=res> carries the final figures in data-* attributes for the
-# progress script) and the restart after a success. Pages are tuples of bytes pieces; text
-# from outside goes through esc().
+# acupdate.webpage: the message pages (refusals, errors), the result page (its <div id=res>
+# carries the final figures in data-* attributes for the progress script) and the restart
+# after a success; in the frame of acupdate.webframe.
 from . import web
-
-OK = b"200 OK"
-
-_HEAD = (
-    b'<!DOCTYPE html><html><head><meta charset="utf-8">'
-    b'<meta name="viewport" content="width=device-width,initial-scale=1"><title>'
-)
-_STYLE = (
-    b"</title><style>body{font-family:sans-serif;max-width:36em;margin:0 auto;padding:1em;"
-    b"color:#222}nav{background:#2f4f4f;padding:.5em;border-radius:4px}nav a{color:#fff;"
-    b"margin-right:1.2em;text-decoration:none}h1{font-size:1.3em;color:#2f4f4f}table{width:100%;"
-    b"border-collapse:collapse}td,th{text-align:left;padding:.35em;border-bottom:1px solid #ddd}"
-    b"progress{width:100%;height:1.5em}button{padding:.5em 1.6em;font-size:1em}.ok{color:#060}"
-    b".err{color:#b00}.note{color:#666;font-size:.9em}input{margin:.3em 0}</style></head><body>"
-    b'<nav><a href="/">acupdate</a><a href="/_ac/update">UPDATE</a><a href="/update">Upload'
-    b"</a></nav><h1>"
-)
-
-
-def esc(s):
-    """Text for HTML, as bytes."""
-    if not isinstance(s, str):
-        s = str(s)
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
-        if a in s:
-            s = s.replace(a, b)
-    return s.encode()
-
-
-def page(title, *body):
-    t = esc(title)
-    return (_HEAD, t, _STYLE, t, b"</h1>") + body + (b"</body></html>",)
+from .webframe import OK, esc, page  # noqa: F401 (the frame, for the pages here and theirs)
+from .websrc import drain
 
 
 async def refuse(src, w, head, code):
@@ -43,14 +11,14 @@ async def refuse(src, w, head, code):
     body is read first (unless the client waits for "100 Continue" or it is too large),
     so that the browser gets the answer."""
     if not head[4]:
-        await web.drain(src)
+        await drain(src)
     path = head[1].decode()
     if code == 401:
         await message(
             w,
             b"401 Unauthorized",
             "Unauthorized",
-            "This board's update pages need the right user name and password.",
+            web.UNAUTHORIZED,
             b'WWW-Authenticate: Basic realm="acupdate"\r\n',
         )
     elif code == 405:
@@ -78,9 +46,9 @@ async def message(w, code, title, text, extra=b""):
     )
 
 
-async def result(src, w, head, code=OK):
+async def result(src, w, head, code=OK, restart=True):
     """The outcome of the update in <div id=res>; after a success the board restarts
-    once the page is sent."""
+    once the page is sent (unless `restart` is False: the caller restarts it)."""
     st = web.st
     if st.busy:
         return await message(
@@ -111,7 +79,7 @@ async def result(src, w, head, code=OK):
             b"</div>",
         ),
     )
-    if ok and not st.restarting:
+    if ok and restart and not st.restarting:
         st.restarting = True
         import asyncio
 

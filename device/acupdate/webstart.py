@@ -3,7 +3,7 @@
 # Its code is dropped again once started.
 import asyncio
 
-from . import web
+from . import web, webconn
 
 
 async def start(conn, port, user, password, host, update_server, idle):
@@ -19,20 +19,26 @@ async def start(conn, port, user, password, host, update_server, idle):
         cred = binascii.b2a_base64(("%s:%s" % (user, password)).encode()).rstrip()
         web.auth = b"Basic " + cred
     web.server = update_server
-    _names()
-    if web.block is None:
+    if web.block is None:  # the first start (web.serve keeps the block between two)
+        _names()
+        web.url = _url(update_server)
         web.block = bytearray(4096)
     srv = await asyncio.start_server(conn, host, port)
-    asyncio.create_task(web.watch())
+    asyncio.create_task(webconn.watch())
     print("acupdate web: serving on http://%s:%d/" % (host, port))
     return srv
 
 
-# The modules of the pages and the upload: imported once here, and dropped, so that their
-# names are in the interpreter's qstr table from the start. The table grows by whole pools
-# (a few KiB in one piece) as names come: that happens here, with the heap in one piece,
-# rather than in the middle of an upload, when no such piece may be left.
-_PAGES = ("webpage", "webbar", "webviews", "webupload", "multipart", "imagecheck", "slots", "ota")
+# Every module the server loads later (pages, the upload, the UPDATE menu's work with the
+# update server): imported once here, and dropped, so that their names are in the
+# interpreter's qstr table from the start. The table grows by whole pools (a few KiB in one
+# piece) and its strings by small chunks as names come: here, with the heap in one piece,
+# rather than in the middle of an update, as islands that split the free space.
+_PAGES = (
+    "webpage webframe webbar webviews webjob webbusy webupload multipart imagecheck slots ota "
+    "webcat webmenu webquery webinstall agent config cfgcheck fetch http httphead catalog "
+    "first reqhdrs resume transfer"
+)
 
 
 def _names():
@@ -41,7 +47,22 @@ def _names():
     from . import loaded, unload
 
     before = loaded()
-    for n in _PAGES:
+    for n in _PAGES.split():
         __import__("acupdate." + n)
         unload(before)
         gc.collect()
+
+
+def _url(server):
+    # The update server's URL for the pages, or None; its modules are unloaded after.
+    from . import loaded, unload
+
+    before = loaded()
+    try:
+        from .config import load
+
+        return load(server).url()
+    except Exception:  # (no server: the UPDATE menu says so when it is used)
+        return None
+    finally:
+        unload(before)

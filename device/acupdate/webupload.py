@@ -1,30 +1,88 @@
 # acupdate.webupload: POST /update, a browser's multipart/form-data upload (file field
-# `firmware`, optional field `md5`) streamed into the next OTA slot as it arrives.
+# `firmware`, optional field `md5`) streamed into the next OTA slot as it arrives, with the
+# web server closed (acupdate.webjob).
 # The file's first bytes go through imagecheck.check (magic, app descriptor, chip, size)
 # before a Writer exists, so a refused file writes nothing. Then blocks go to flash as
 # they complete and the image header last (ota.Writer); the MD5 is computed here, compared
 # with the form's when it gives one, then the slot is read back and set to boot.
 import gc
 import hashlib
+import time
 
 from micropython import const
 
 from . import web
+from .websrc import drain
 
 HEAD = const(256)  # first bytes kept for the checks and the app descriptor
 _too_large = False  # the last refusal was for the image's size (413)
 
 
-async def post(src, w, head):
-    """POST /update: refuse (409, 411, 413) or install the upload; answer the result."""
+class _In:
+    """The browser's socket `s` as the Source's stream. While it waits for the browser's
+    bytes, the requests coming to the listening socket `ls` are answered (webjob.answer);
+    silence for web.idle_ms is an OSError."""
+
+    def __init__(self, s, ls):
+        import select
+
+        self.s = s
+        self.ls = ls
+        self.p = select.poll()
+        self.p.register(s, select.POLLIN)
+        self.p.register(ls, select.POLLIN)
+
+    async def readinto(self, mv):
+        s = self.s
+        end = time.ticks_add(time.ticks_ms(), web.idle_ms)
+        while True:
+            left = time.ticks_diff(end, time.ticks_ms())
+            if left <= 0:
+                raise OSError("the browser sent nothing for %d ms" % web.idle_ms)
+            ready = False
+            for e in self.p.ipoll(left):
+                if e[0] is self.ls:
+                    from .webjob import answer
+
+                    answer(self.ls)
+                else:
+                    ready = True
+            if ready:  # (poll may say so with nothing to read: then read nothing, wait on)
+                s.setblocking(False)
+                try:
+                    n = s.readinto(mv)
+                finally:
+                    s.settimeout(web.idle_ms / 1000)  # for the answer's writes
+                if n is not None:
+                    return n
+
+
+def job(a, ls):
+    """The upload a = (websrc.Source, the browser's socket, the request head), read with
+    the server closed (acupdate.webjob); after a success the board restarts."""
+    from .webjob import Out, complete
+
+    src, s, head = a
+    try:
+        s.settimeout(web.idle_ms / 1000)
+        src.s = _In(s, ls)
+        ok = complete(run(src, Out(s), head))
+    finally:
+        s.close()
+    if ok:  # the result page is out: the board restarts into the new image
+        import machine
+
+        time.sleep_ms(500)
+        print("acupdate web: restarting into the new image")
+        machine.reset()
+
+
+async def run(src, w, head):
+    """POST /update with the server closed (acupdate.webjob; webconn.upload refused the
+    wrong ones and began the update): install the upload, answer the result. True when
+    the new image is set to boot."""
     global _too_large
-    n = src.length
-    if web.busy():
-        return await web.conflict(src, w, head)
-    if n <= 0 or n > web.DRAIN_MAX:
-        return await web.page("refuse", src, w, head, 411 if n <= 0 else 413)
     st = web.st
-    web.begin("upload", "")
     _too_large = False
     if head[4]:
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -42,10 +100,13 @@ async def post(src, w, head):
         web.drop("multipart", "ota", clear=True)  # the transfer's code leaves the heap
     print("acupdate web: upload %s: %s" % (st.status, st.text))
     try:
-        await web.drain(src)
+        await drain(src)  # (nothing left to read after a cut or a silence)
+        from .webpage import result
+
+        await result(src, w, head, code, False)
     except OSError:
-        return  # the browser is gone: nobody to answer
-    await web.page("result", src, w, head, code)
+        pass  # the browser is gone: nobody to answer
+    return st.status == "SUCCESS"
 
 
 async def receive(src, st, ctype):

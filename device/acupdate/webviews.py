@@ -1,6 +1,6 @@
 # acupdate.webviews: the home page (running slot and version) and the upload form, whose
 # script posts the form and feeds the progress bar while the board writes the image.
-from . import web, webbar, webpage
+from . import web, webbar, webframe
 
 _UPLOAD_JS = (
     b"document.getElementById('f').onsubmit=function(e){e.preventDefault();var x=new "
@@ -26,11 +26,11 @@ async def home(src, w, head):
         version = imagecheck.app_desc(buf)[0] or "(blank)"
     except ValueError:
         version = "(no app descriptor)"
-    esc = webpage.esc
+    esc = webframe.esc
     await web.send(
         w,
-        webpage.OK,
-        webpage.page(
+        webframe.OK,
+        webframe.page(
             "Firmware update",
             b"<p>Running: <b>",
             esc(run.info()[4]),
@@ -46,8 +46,8 @@ async def home(src, w, head):
 async def form(src, w, head):
     await web.send(
         w,
-        webpage.OK,
-        webpage.page(
+        webframe.OK,
+        webframe.page(
             "Upload firmware",
             b'<form id="f" method="POST" action="/update" enctype="multipart/form-data">'
             b'<p><label>MD5 of the file (optional)<br><input name="md5" size="34" '

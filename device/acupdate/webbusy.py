@@ -1,0 +1,42 @@
+# acupdate.webbusy: the answers to the requests that come while an update runs (besides its
+# progress, acupdate.web's): 409 for a second update, 503 for a page. Loaded for one answer
+# by acupdate.webjob (the server stepped aside) and acupdate.webconn (the board restarting
+# into a new image), then dropped.
+from . import web
+
+# The page of the answers given while an update runs: no page module, the heap is the
+# update's. Its <div id=res> is what the upload page's script shows.
+_BARE = (
+    b'<!DOCTYPE html><meta charset="utf-8"><title>Update running</title><style>body{'
+    b"font-family:sans-serif;max-width:36em;margin:2em auto;color:#222}</style><h3>Update "
+    b'running</h3><div id="res"><p>'
+)
+
+
+def conflicting():
+    """409: a second update while one runs (or while the board restarts into the last)."""
+    if web.st.status == "SUCCESS":
+        why = "An update was installed: the board is restarting. Wait for it to come back."
+    else:
+        why = "Another update is running (%s of %s: %d of %d bytes). Try again when it ends." % (
+            web.st.kind,
+            web.st.name or "an image",
+            web.st.amount,
+            web.st.size,
+        )
+    return b"409 Conflict", (_BARE, why.encode(), b"</p>")
+
+
+def unavailable():
+    """503 for a page while an update runs."""
+    return (
+        b"503 Service Unavailable",
+        (
+            b'<meta http-equiv="refresh" content="5">',
+            _BARE,
+            b"An update is running: this page comes back when it has ended (its progress: "
+            b'<a href="/_ac/update_progress">/_ac/update_progress</a>).</p>',
+        ),
+        web.HTML,
+        b"Retry-After: 5\r\n",
+    )

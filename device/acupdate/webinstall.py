@@ -1,0 +1,64 @@
+# acupdate.webinstall: the UPDATE menu's install of a catalog entry, a job of acupdate.webjob
+# (the web server closed): agent.Updater does it (the catalog looked up again: still
+# there? its size and sha256; then its checks, https, auth, redirects, deadline, resume),
+# and its progress callback answers the other browsers (webjob.answer).
+from . import web
+from .webjob import answer
+
+
+def job(name, ls):
+    from .agent import NOAVAIL, SUCCESS, Updater
+    from .config import load
+
+    st = web.st
+    end = [""]
+
+    def progress(amount, size):
+        st.status = "PROGRESS"
+        st.amount = amount
+        st.size = size
+        answer(ls)
+
+    def done(md5):
+        end[0] = md5
+
+    try:
+        up = Updater(load(web.server), web.block)
+        up.on_progress = progress
+        up.on_end = done
+        answer(ls)
+        if not [e for e in up.catalog() if e[0] == name]:
+            raise OSError("%s is not in the catalog of %s (any more)" % (name, up.cfg.url()))
+        answer(ls)
+        r = up.update(name)  # with the catalog's size and sha256
+        if r == SUCCESS:
+            st.text = _success(name, st.amount, end[0])
+            st.status = "SUCCESS"
+        elif r == NOAVAIL:
+            st.text = "the board already runs %s: nothing to install" % name
+            st.status = "NOAVAIL"
+        else:
+            raise OSError(up.error)
+    except Exception as e:  # MemoryError too: the result page must say what happened
+        web.fail(web.msg(e))
+    finally:
+        st.busy = False
+    print("acupdate web: install %s: %s" % (st.status, st.text))
+
+
+def _success(name, size, md5):
+    import esp32
+
+    from .config import cold
+
+    p = esp32.Partition(esp32.Partition.BOOT)  # type: ignore[arg-type]
+    buf = bytearray(256)
+    p.readblocks(0, buf)
+    version = cold("imagecheck", "app_desc", buf)[0]
+    return "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (
+        name,
+        size,
+        md5,
+        version or "(blank)",
+        p.info()[4],
+    )

@@ -1,0 +1,135 @@
+# acupdate.webjob: the updates, done while the web server is closed (web.serve): asyncio
+# and the request modules are out of the heap, which the update's code has. A job is
+# (module, argument): acupdate.<module>.job(argument, listening socket) does it:
+# webupload (a browser's upload, read from the connection the server handed over),
+# webquery (the UPDATE menu's catalog page), webinstall (its install from the update
+# server). Meanwhile the other browsers' requests are answered on the server's port between
+# two reads (answer()), as AutoConnect's update answers them with handleClient(): the
+# progress, and (acupdate.webbusy, loaded for it) 409 for a second update, 503 for a page.
+import gc
+import socket
+import sys
+
+from micropython import const
+
+from . import web
+
+_LINES = const(64)  # request head lines read at most
+_TIMEOUT = const(2)  # seconds a browser has for its request head
+
+
+class Out:
+    """A stream for web.send() on a plain socket: drain() never waits, so that a page's
+    coroutine runs to its end in one step (complete())."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def write(self, b):
+        self.s.write(b)
+
+    async def drain(self):
+        pass
+
+
+def complete(coro):
+    """Run a coroutine that never waits (its streams are plain sockets); its result."""
+    try:
+        coro.send(None)
+    except StopIteration as e:
+        return e.value
+    raise OSError("a page waited on a closed server")
+
+
+def run(job, port, host):
+    """Do `job` for the server on `host`:`port`."""
+    from . import loaded, unload
+
+    before = loaded()
+    ls = None
+    try:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(socket.getaddrinfo(host, port)[0][-1])
+        ls.listen(2)
+        ls.setblocking(False)
+        m = "acupdate." + job[0]
+        __import__(m)
+        sys.modules[m].job(job[1], ls)
+    except Exception as e:  # MemoryError too: the server comes back all the same
+        print("acupdate web: %s failed: %s" % (job[0], web.msg(e)))
+        if web.st.busy:
+            web.fail(web.msg(e))
+            web.st.busy = False
+    finally:
+        if ls:
+            answer(ls)  # those waiting: answered, not reset by the close
+            ls.close()
+        unload(before)
+        gc.collect()
+
+
+def answer(s):
+    """Answer every connection waiting on the listening socket `s` (non-blocking)."""
+    while True:
+        try:
+            c = s.accept()[0]
+        except OSError:  # none waiting
+            return
+        try:
+            c.settimeout(_TIMEOUT)
+            _one(c)
+        except Exception as e:  # a browser gone or garbage in: the update goes on
+            print("acupdate web: request failed:", web.msg(e))
+        c.close()
+
+
+def _line(c):
+    # A line of the request head, at most 256 bytes of it (the rest is read and dropped).
+    h = c.readline(256)
+    t = h
+    while t and t[-1] != 10:
+        t = c.readline(256)
+    return h
+
+
+def _one(c):
+    line = _line(c).split()
+    if len(line) != 3:
+        raise ValueError("bad HTTP request line")
+    cred = None
+    length = 0
+    for _ in range(_LINES):
+        h = _line(c)
+        if not h.strip():
+            break
+        k, _, v = h.partition(b":")
+        k = k.strip().lower()
+        if k == b"authorization":
+            cred = v.strip()
+        elif k == b"content-length":
+            length = int(v)
+    if web.auth is not None and cred != web.auth:
+        a = (
+            b"401 Unauthorized",
+            (web.UNAUTHORIZED.encode(),),
+            b"text/plain",
+            b'WWW-Authenticate: Basic realm="acupdate"\r\n',
+        )
+    elif line[1].split(b"?")[0] == web.PROGRESS:
+        a = web.progress()
+    else:  # rare during an update: their module comes for the answer, and goes
+        if line[0] == b"POST" and length <= 4194304:  # (websrc.DRAIN_MAX) so that the
+            b = memoryview(bytearray(256))  # browser gets the answer
+            while length > 0:  # (a blocking readinto fills all it is given)
+                n = c.readinto(b[: min(length, 256)])
+                if not n:
+                    break
+                length -= n
+        from . import webbusy
+
+        try:
+            a = webbusy.conflicting() if line[0] == b"POST" else webbusy.unavailable()
+        finally:
+            web.drop("webbusy", clear=True)
+    complete(web.send(Out(c), *a))

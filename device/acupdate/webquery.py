@@ -1,0 +1,31 @@
+# acupdate.webquery: the UPDATE menu's catalog page, a job of acupdate.webjob (the web
+# server closed): the catalog query (acupdate.config's listing(): the agent's transport)
+# leaves the heap before the page's module (acupdate.webmenu) comes; the page goes out on
+# the browser's connection, which the server handed over (webcat.menu).
+import gc
+
+from . import loaded, unload, web
+from .webjob import Out, complete
+
+
+def job(s, ls):
+    url = "(none)"
+    try:
+        s.settimeout(10)
+        before = loaded()
+        try:
+            from .config import load
+
+            cfg = load(web.server)
+            url = cfg.url()
+            entries = cfg.listing(web.block)
+        except Exception as e:  # MemoryError too: the page says what happened
+            entries = web.msg(e)
+        cfg = None
+        unload(before)  # the query's modules go before the page's come
+        gc.collect()
+        from . import webmenu
+
+        complete(webmenu.catalog(Out(s), url, entries))
+    finally:
+        s.close()

@@ -1,0 +1,94 @@
+# acupdate.websrc: a request read through one small buffer: the head's lines, then the body,
+# never past its Content-Length. The stream is asyncio's (acupdate.webconn) or, while the
+# web server has stepped aside for an update, the browser's own socket (acupdate.webjob):
+# the same code reads an upload either way.
+from micropython import const
+
+DRAIN_MAX = const(4194304)  # a refused body larger than this is not read before answering
+
+
+def find(b, sub, s, e):
+    """Index of `sub` in b[s:e] (a bytearray), or -1."""
+    try:
+        return b.find(sub, s, e)
+    except AttributeError:  # a port whose bytearray has no find(): search a copy
+        i = bytes(memoryview(b)[s:e]).find(sub)
+        return i + s if i >= 0 else -1
+
+
+class Source:
+    """Reads `stream` (its coroutine readinto()) through the bytearray `buf`: lines of the
+    head, then at most the body's Content-Length (`left`: bytes still to come)."""
+
+    def __init__(self, stream, buf):
+        self.task = None  # the asyncio task reading (for webconn.watch)
+        self.t = None  # when the read under way began (None: not reading)
+        self.late = 0  # the idle time after which watch() cancelled the read, in ms
+        self.s = stream
+        self.b = buf
+        self.mv = memoryview(buf)
+        self.p = 0  # next unread byte in buf
+        self.n = 0  # end of the bytes in buf
+        self.length = -1  # the body's Content-Length, once known
+        self.left = -1  # -1: no limit yet (head)
+
+    async def fill(self):
+        """Move the unread bytes to the front, read more after them. False at the end of
+        the body (or of the stream before one); OSError when the body is cut off or the
+        browser stays silent."""
+        import time
+
+        p, n, mv = self.p, self.n, self.mv
+        if p:
+            mv[: n - p] = mv[p:n]
+            self.n = n = n - p
+            self.p = 0
+        room = len(mv) - n
+        if self.left == 0 or not room:
+            return False
+        if 0 < self.left < room:
+            room = self.left
+        self.t = time.ticks_ms()
+        try:
+            k = await self.s.readinto(mv[n : n + room])
+        except BaseException as e:  # noqa: B036 (asyncio's CancelledError is not an Exception)
+            self.left = 0  # the stream failed: nothing more is read from it
+            if self.late:  # webconn.watch cancelled it
+                raise OSError("the browser sent nothing for %d ms" % self.late)
+            raise e
+        finally:
+            self.t = None
+        if not k:
+            if self.left > 0:
+                self.left, left = 0, self.left
+                raise OSError(
+                    "upload cut off: %d of %d bytes came" % (self.length - left, self.length)
+                )
+            return False
+        self.n += k
+        if self.left > 0:
+            self.left -= k
+        return True
+
+    async def line(self):
+        """(start, end) in buf of the next line, without its LF or CR LF."""
+        b = self.b
+        while True:
+            i = find(b, b"\n", self.p, self.n)
+            if i >= 0:
+                s = self.p
+                self.p = i + 1
+                return s, (i - 1 if i > s and b[i - 1] == 13 else i)
+            if self.n - self.p == len(b):
+                raise ValueError("a request line is longer than %d bytes" % (len(b) - 2))
+            if not await self.fill():
+                raise ValueError("the request ends inside a line")
+
+
+async def drain(src, cap=DRAIN_MAX):
+    """Read and drop the rest of the body (of a refused request: so that the browser gets
+    the answer; unless it is over `cap` bytes). OSError if it is cut off."""
+    if src.length <= cap:
+        src.p = src.n
+        while await src.fill():
+            src.p = src.n
