@@ -48,25 +48,6 @@ def parse_url(url):
     return cold("cfgcheck", "parse_url", url)
 
 
-def load(server=None):
-    """The update server's Config: `server` a URL ('http://host:8000/path'), a Config, or
-    None for the board's settings file /acupdate.json ("server": Config's arguments)."""
-    if isinstance(server, str):
-        return Config(url=server)
-    if server is not None:
-        return server
-    import json
-
-    try:
-        with open("/acupdate.json") as f:
-            d = json.load(f).get("server")
-    except OSError:
-        d = None
-    if not d:
-        raise ValueError("no update server: give serve() an update_server URL or deploy one")
-    return Config.from_dict(d)
-
-
 class Config:
     """Update settings. `Config(url="http://host:8000/fw")` or `Config("host", path="fw")`;
     https: `Config(url="https://host/fw", ca="/ca.der")` (the CA's certificate, DER or PEM,

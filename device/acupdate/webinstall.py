@@ -3,12 +3,11 @@
 # there? its size and sha256; then its checks, https, auth, redirects, deadline, resume),
 # and its progress callback answers the other browsers (webjob.answer).
 from . import web
-from .webjob import answer
+from .webjob import answer, server_config
 
 
 def job(name, ls):
     from .agent import NOAVAIL, SUCCESS, Updater
-    from .config import load
 
     st = web.st
     end = [""]
@@ -23,7 +22,7 @@ def job(name, ls):
         end[0] = md5
 
     try:
-        up = Updater(load(web.server), web.block)
+        up = Updater(server_config(), web.block)
         up.on_progress = progress
         up.on_end = done
         answer(ls)

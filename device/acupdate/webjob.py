@@ -69,6 +69,29 @@ def run(job, port, host):
         gc.collect()
 
 
+def server_config():
+    """The update server's Config: serve()'s update_server (a URL 'http://host:8000/path',
+    or a Config), else the "server" of the board's settings file /acupdate.json (Config's
+    arguments)."""
+    from .config import Config
+
+    server = web.server
+    if isinstance(server, str):
+        return Config(url=server)
+    if server is not None:
+        return server
+    import json
+
+    try:
+        with open("/acupdate.json") as f:
+            d = json.load(f).get("server")
+    except OSError:
+        d = None
+    if not d:
+        raise ValueError("no update server: give serve() an update_server URL or deploy one")
+    return Config.from_dict(d)
+
+
 def answer(s):
     """Answer every connection waiting on the listening socket `s` (non-blocking)."""
     while True:

@@ -5,7 +5,7 @@
 import gc
 
 from . import loaded, unload, web
-from .webjob import Out, complete
+from .webjob import Out, complete, server_config
 
 
 def job(s, ls):
@@ -14,9 +14,7 @@ def job(s, ls):
         s.settimeout(10)
         before = loaded()
         try:
-            from .config import load
-
-            cfg = load(web.server)
+            cfg = server_config()
             url = cfg.url()
             entries = cfg.listing(web.block)
         except Exception as e:  # MemoryError too: the page says what happened

@@ -21,7 +21,7 @@ async def start(conn, port, user, password, host, update_server, idle):
     web.server = update_server
     if web.block is None:  # the first start (web.serve keeps the block between two)
         _names()
-        web.url = _url(update_server)
+        web.url = _url()
         web.block = bytearray(4096)
     srv = await asyncio.start_server(conn, host, port)
     asyncio.create_task(webconn.watch())
@@ -53,15 +53,15 @@ def _names():
         gc.collect()
 
 
-def _url(server):
+def _url():
     # The update server's URL for the pages, or None; its modules are unloaded after.
     from . import loaded, unload
 
     before = loaded()
     try:
-        from .config import load
+        from .webjob import server_config
 
-        return load(server).url()
+        return server_config().url()
     except Exception:  # (no server: the UPDATE menu says so when it is used)
         return None
     finally:
