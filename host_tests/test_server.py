@@ -876,24 +876,16 @@ def read_until(stream: IO[bytes], pattern: bytes, timeout: float = 20) -> bytes:
     return seen
 
 
-@pytest.mark.parametrize("sha256", [False, True])
-def test_cli_serves_until_sigterm(root: Path, files: dict[str, bytes], sha256: bool) -> None:
-    command = [sys.executable, "-m", "tools.server", "-d", str(root), "-b", "127.0.0.1", "-p", "0"]
-    command += ["--sha256"] if sha256 else []
-    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+@contextlib.contextmanager
+def serving(command: list[str], cwd: Path):
+    """The server `command` started, (its stderr pipe, its port); at the end SIGTERM, which
+    it must obey with exit status 0."""
+    proc = subprocess.Popen(command, cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
-        banner = read_until(proc.stderr, rb"127\.0\.0\.1:(\d+)")
-        port = int(re.search(rb"127\.0\.0\.1:(\d+)", banner).group(1))
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/_catalog?op=list&path=sub")
-        response = conn.getresponse()
-        assert response.status == 200
-        entries = {entry["name"]: entry for entry in json.loads(response.read())}
-        wanted = hashlib.sha256(files["sub/inner.bin"]).hexdigest() if sha256 else None
-        assert entries["inner.bin"].get("sha256") == wanted
-        conn.close()
-        log = read_until(proc.stderr, rb"_catalog\?op=list&path=sub\" 200")
-        assert b'"GET /_catalog?op=list&path=sub" 200' in log
+        banner = read_until(proc.stderr, rb"serving .* on 127\.0\.0\.1:(\d+)")
+        found = re.search(rb"serving .* on 127\.0\.0\.1:(\d+)", banner)
+        assert found, banner
+        yield proc.stderr, int(found.group(1))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -901,6 +893,31 @@ def test_cli_serves_until_sigterm(root: Path, files: dict[str, bytes], sha256: b
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def listed(log: IO[bytes], port: int, path: str) -> dict[str, dict]:
+    """The catalog of `path` as the server at `port` lists it (JSON, 200), by name; its
+    access-log line is checked too."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/_catalog?op=list&path=" + path)
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type", "").startswith("application/json")
+    entries = {entry["name"]: entry for entry in json.loads(response.read())}
+    conn.close()
+    line = f'"GET /_catalog?op=list&path={path}" 200'.encode()
+    assert line in read_until(log, re.escape(line)), line
+    return entries
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+def test_cli_serves_until_sigterm(root: Path, files: dict[str, bytes], sha256: bool) -> None:
+    command = [sys.executable, "-m", "tools.server", "-d", str(root), "-b", "127.0.0.1", "-p", "0"]
+    command += ["--sha256"] if sha256 else []
+    with serving(command, REPO) as (log, port):
+        entries = listed(log, port, "sub")
+        wanted = hashlib.sha256(files["sub/inner.bin"]).hexdigest() if sha256 else None
+        assert entries["inner.bin"].get("sha256") == wanted
 
 
 def test_installed_console_script_serves_a_catalog(root: Path, tmp_path: Path) -> None:
@@ -910,29 +927,10 @@ def test_installed_console_script_serves_a_catalog(root: Path, tmp_path: Path) -
         [script, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0 and "--catalog" in result.stdout, result.stderr
-    command = [script, "-d", str(root), "-b", "127.0.0.1", "-p", "0"]
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
-    )
-    try:
-        banner = read_until(proc.stderr, rb"serving .* on 127\.0\.0\.1:(\d+)")
-        found = re.search(rb"serving .* on 127\.0\.0\.1:(\d+)", banner)
-        assert found, banner
-        conn = http.client.HTTPConnection("127.0.0.1", int(found.group(1)), timeout=10)
-        conn.request("GET", "/_catalog?op=list&path=.")
-        response = conn.getresponse()
-        assert response.status == 200
-        assert response.getheader("Content-Type", "").startswith("application/json")
-        entries = {e["name"]: e["type"] for e in json.loads(response.read())}
-        conn.close()
+    with serving([script, "-d", str(root), "-b", "127.0.0.1", "-p", "0"], tmp_path) as (
+        log,
+        port,
+    ):
+        entries = listed(log, port, ".")
         want = {"app.bin": "bin", "fake.bin": "file", "notes.txt": "file", "sub": "directory"}
-        assert {name: entries.get(name) for name in want} == want
-        log = read_until(proc.stderr, rb"_catalog\?op=list&path=\.\" 200")
-        assert b'"GET /_catalog?op=list&path=." 200' in log, log
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        assert {name: entries.get(name, {}).get("type") for name in want} == want
