@@ -20,6 +20,22 @@ from mpy_helpers import LoopbackServer
 
 from tools.image import build_app, build_merged
 
+# The request headers of an ESP32 running the Arduino HTTPUpdate client (protocol.md
+# section 2), for requests the tests send to the update server themselves.
+MAC = "24:0A:C4:00:00:01"
+DEVICE = {
+    "User-Agent": "ESP32-http-Update",
+    "Cache-Control": "no-cache",
+    "x-ESP32-STA-MAC": MAC,
+    "x-ESP32-AP-MAC": "24:0A:C4:00:00:02",
+    "x-ESP32-free-space": "1966080",
+    "x-ESP32-sketch-size": "1048576",
+    "x-ESP32-sketch-md5": "0123456789abcdef0123456789abcdef",
+    "x-ESP32-chip-size": "4194304",
+    "x-ESP32-sdk-version": "v5.2.2",
+    "x-ESP32-mode": "sketch",
+}
+
 FAULTS = (
     "cut",  # connection closed at a random byte: resumed
     "stall",  # a random part sent, then nothing until the client gives up: resumed

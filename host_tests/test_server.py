@@ -29,24 +29,12 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from faults import DEVICE, MAC
 
 from tools.server import ServerError, UpdateServer
 from tools.server.__main__ import main
 
 REPO = Path(__file__).resolve().parent.parent
-MAC = "24:0A:C4:00:00:01"
-DEVICE = {
-    "User-Agent": "ESP32-http-Update",
-    "Cache-Control": "no-cache",
-    "x-ESP32-STA-MAC": MAC,
-    "x-ESP32-AP-MAC": "24:0A:C4:00:00:02",
-    "x-ESP32-free-space": "1966080",
-    "x-ESP32-sketch-size": "1048576",
-    "x-ESP32-sketch-md5": "0123456789abcdef0123456789abcdef",
-    "x-ESP32-chip-size": "4194304",
-    "x-ESP32-sdk-version": "v5.2.2",
-    "x-ESP32-mode": "sketch",
-}
 ESP8266 = {
     "User-Agent": "ESP8266-http-Update",
     **{k.replace("ESP32", "ESP8266"): v for k, v in DEVICE.items() if k.startswith("x-")},

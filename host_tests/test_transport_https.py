@@ -12,7 +12,16 @@ import ssl
 
 import pytest
 from conftest import install_agent, run_json
-from faults import ScriptServer, cut, image_reply, make_certs, partial_reply, reply, run_updates
+from faults import (
+    DEVICE,
+    ScriptServer,
+    cut,
+    image_reply,
+    make_certs,
+    partial_reply,
+    reply,
+    run_updates,
+)
 
 from tools.image import build_app
 from tools.server.core import UpdateServer
@@ -268,22 +277,7 @@ def fetch_image(catalog, certs, sha256):
     with tls_server(catalog, certs, sha256=sha256) as srv:
         ctx = ssl.create_default_context(cafile=str(certs["ca.pem"]))
         conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=10)
-        headers = {
-            "User-Agent": "ESP32-http-Update",
-            **{
-                f"x-ESP32-{k}": "1"
-                for k in (
-                    "STA-MAC",
-                    "AP-MAC",
-                    "free-space",
-                    "sketch-size",
-                    "sketch-md5",
-                    "chip-size",
-                    "sdk-version",
-                )
-            },
-        }
-        conn.request("GET", "/app.bin", headers=headers)
+        conn.request("GET", "/app.bin", headers=DEVICE)
         res = conn.getresponse()
         body = res.read()
         conn.close()
