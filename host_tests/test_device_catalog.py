@@ -28,12 +28,9 @@ result = Config("127.0.0.1", {port}, {path!r}, 5).listing(bytearray(4096))
 """
 
 
-MODULES = ("config", "cfgcheck", "fetch", "http", "httphead", "catalog", "imagecheck")
-
-
 @pytest.fixture(scope="module")
 def mpy_path(tmp_path_factory):
-    return compile_device(tmp_path_factory.mktemp("mpy"), MODULES)
+    return compile_device(tmp_path_factory.mktemp("mpy"))
 
 
 def fetch(mpy_path, body=None, reply=None, path=".", heap="40K"):

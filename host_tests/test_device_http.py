@@ -30,12 +30,9 @@ result = [r.status, r.headers, r.length, r.chunked, n, binascii.hexlify(h.digest
 """
 
 
-MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
-
-
 @pytest.fixture(scope="module")
 def mpy_path(tmp_path_factory):
-    return compile_device(tmp_path_factory.mktemp("mpy"), MODULES)
+    return compile_device(tmp_path_factory.mktemp("mpy"))
 
 
 def get(mpy_path, port, target="/x", headers=(), timeout=5, heap="40K"):

@@ -74,12 +74,9 @@ def merged_image() -> bytes:
     return boot + b"\xff" * (0x8000 - 0x1000 - len(boot)) + b"\xaa\x50" + b"\xff" * 30
 
 
-MODULES = ("config", "cfgcheck", "http", "httphead", "catalog", "imagecheck")
-
-
 @pytest.fixture(scope="module")
 def mpy_path(tmp_path_factory):
-    return compile_device(tmp_path_factory.mktemp("mpy"), MODULES)
+    return compile_device(tmp_path_factory.mktemp("mpy"))
 
 
 def check(mpy_path, block: bytes, chip=None, size=None, space=None):

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import devicepkg
+
 from .errors import DeployError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,16 +28,25 @@ BOARD_PKG = "/lib/acupdate"
 BOARD_CONFIG = "/acupdate.json"
 MPREMOTE_TIMEOUT = 300  # seconds for the whole copy
 
-# Run on the board before the copy: make /lib/acupdate and empty it.
+# Run on the board before the copy: make /lib, remove /lib/acupdate and all it holds (the
+# copy makes it again).
 PREPARE = """\
 import os
-for d in ('/lib', '/lib/acupdate'):
-    try:
-        os.mkdir(d)
-    except OSError:
-        pass
-for n in os.listdir('/lib/acupdate'):
-    os.remove('/lib/acupdate/' + n)
+def _rm(p):
+    if os.stat(p)[0] & 0x4000:
+        for n in os.listdir(p):
+            _rm(p + '/' + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+try:
+    os.mkdir('/lib')
+except OSError:
+    pass
+try:
+    _rm('/lib/acupdate')
+except OSError:
+    pass
 """
 
 # Run on the board after the copy: what is there now, and does the package import?
@@ -47,13 +58,19 @@ def _size(p):
     except OSError:
         return -1
 _r = {'files': {}, 'config': None, 'module': None}
-for _d in ('/lib/acupdate', '/'):
+def _walk(d, deep):
     try:
-        for _n in os.listdir(_d):
-            _p = _d.rstrip('/') + '/' + _n
-            _r['files'][_p] = _size(_p)
+        names = os.listdir(d)
     except OSError:
-        pass
+        return
+    for _n in names:
+        _p = d.rstrip('/') + '/' + _n
+        if deep and os.stat(_p)[0] & 0x4000:
+            _walk(_p, deep)
+        else:
+            _r['files'][_p] = _size(_p)
+_walk('/lib/acupdate', True)
+_walk('/', False)
 try:
     with open('/acupdate.json') as _f:
         _r['config'] = json.load(_f)
@@ -84,29 +101,12 @@ def tool(name: str) -> str:
 
 
 def compile_package(out: Path, *, source: bool = False, package: Path = PACKAGE) -> list[Path]:
-    """Put the agent's modules in `out` (emptied first): .mpy via mpy-cross, or the .py."""
-    sources = sorted(package.glob("*.py"))
-    if not sources:
-        raise DeployError(f"no modules in {package}: is this the acupdate repository?")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    if source:
-        for src in sources:
-            shutil.copy2(src, out / src.name)
-        return [out / s.name for s in sources]
-    mpy_cross = tool("mpy-cross")
-    made = []
-    for src in sources:
-        dest = out / (src.stem + ".mpy")
-        # -s: tracebacks on the board name the file where it lives there.
-        # -O3: no line-number tables or asserts, less heap per module on the board.
-        cmd = [mpy_cross, "-O3", "-s", f"acupdate/{src.name}", "-o", str(dest), str(src)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            raise DeployError(f"mpy-cross could not compile {src}:\n{res.stderr.strip()}")
-        made.append(dest)
-    return made
+    """Put the agent's modules under `out` (out/acupdate/..., emptied first): .mpy via
+    mpy-cross (tools.devicepkg), or the .py with source=True."""
+    try:
+        return devicepkg.build(out, mpy=not source, package=package)
+    except devicepkg.BuildError as e:
+        raise DeployError(str(e)) from None
 
 
 def mpremote_base(device: str | None) -> list[str]:
@@ -137,12 +137,20 @@ class Plan:
     startup: bool
     reset: bool
     files: list[tuple[Path, str]] = field(default_factory=list)
+    root: Path | None = None  # the host folder that becomes BOARD_PKG (else modules are flat)
+
+    def board_path(self, module: Path) -> str:
+        """Where `module` lands on the board."""
+        rel = module.relative_to(self.root).as_posix() if self.root else module.name
+        return f"{BOARD_PKG}/{rel}"
 
     def commands(self) -> list[list[str]]:
         steps: list[list[str]] = []
         if self.modules:
+            if self.root is None:
+                raise DeployError("the modules' folder is not known: nothing to copy")
             steps.append(["exec", PREPARE])
-            steps.append(["cp", *map(str, self.modules), f":{BOARD_PKG}/"])
+            steps.append(["cp", "-r", str(self.root), f":{BOARD_PKG.rsplit('/', 1)[0]}/"])
         if self.startup:
             for f in STARTUP_FILES:
                 steps.append(["cp", str(f), f":/{f.name}"])
@@ -157,19 +165,13 @@ class Plan:
 
 
 def describe(argv: list[str]) -> str:
-    """A readable rendering of a command: scripts named, the module list as a glob."""
+    """A readable rendering of a command: its scripts named."""
     shown: list[str] = []
     for a in argv:
         if a == PREPARE:
-            a = "<make /lib/acupdate and empty it>"
+            a = "<remove /lib/acupdate>"
         elif a == VERIFY:
             a = "<list the files, read /acupdate.json, import acupdate.config>"
-        p = Path(a)
-        if p.parent.name == "acupdate" and p.suffix in (".py", ".mpy") and p.is_absolute():
-            glob = str(p.parent / ("*" + p.suffix))
-            if shown and shown[-1] == glob:
-                continue
-            a = glob
         shown.append(a if a and " " not in a and "'" not in a else repr(a))
     return " ".join(shown)
 
@@ -194,7 +196,7 @@ def check_board(report: dict, plan: Plan, config: dict | None) -> list[str]:
     problems = []
     files = report.get("files", {})
     for m in plan.modules:
-        where = f"{BOARD_PKG}/{m.name}"
+        where = plan.board_path(m)
         want = m.stat().st_size
         if files.get(where) != want:
             problems.append(
@@ -203,8 +205,7 @@ def check_board(report: dict, plan: Plan, config: dict | None) -> list[str]:
     extra = sorted(
         p
         for p in files
-        if p.startswith(BOARD_PKG + "/")
-        and p not in {f"{BOARD_PKG}/{m.name}" for m in plan.modules}
+        if p.startswith(BOARD_PKG + "/") and p not in {plan.board_path(m) for m in plan.modules}
     )
     if plan.modules and extra:
         problems.append(f"stale files left in {BOARD_PKG}: {', '.join(extra)}")
@@ -242,7 +243,7 @@ def deploy(
     `files`: (host path, board path) pairs copied with the config (settings.files)."""
     modules: list[Path] = []
     if not config_only:
-        modules = compile_package(build / "lib" / "acupdate", source=source)
+        modules = compile_package(build / "lib", source=source)
         total = sum(m.stat().st_size for m in modules)
         kind = ".py (source)" if source else ".mpy (mpy-cross)"
         log(f"built {len(modules)} modules as {kind}, {total} bytes, in {build / 'lib'}")
@@ -251,7 +252,14 @@ def deploy(
         build.mkdir(parents=True, exist_ok=True)
         config_file = build / "acupdate.json"
         config_file.write_text(config_text)
-    plan = Plan(modules, config_file, startup=not config_only, reset=reset, files=list(files))
+    plan = Plan(
+        modules,
+        config_file,
+        startup=not config_only,
+        reset=reset,
+        files=list(files),
+        root=build / "lib" / "acupdate",
+    )
     argv = mpremote_base(device) + chain(*plan.commands())
     if reset:
         argv += ["+", "reset"]
