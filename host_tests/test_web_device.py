@@ -20,7 +20,7 @@ from conftest import install_agent
 from tools.board import Board
 from tools.image import build_app, build_merged
 
-HEAP = "48K"  # the application's heap: as `micropython -X heapsize=48K` has it
+HEAP = "64K"  # the web pages' promised heap (README): as `micropython -X heapsize=64K` has it
 BOUNDARY = "----WebKitFormBoundaryAcUpdate7MA4YWxk"
 
 
