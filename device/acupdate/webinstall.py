@@ -3,7 +3,7 @@
 # there? its size and sha256; then its checks, https, auth, redirects, deadline, resume),
 # and its progress callback answers the other browsers (webjob.answer).
 from . import web
-from .webjob import answer, server_config
+from .webjob import answer, close_port, server_config
 
 
 def job(name, ls):
@@ -31,17 +31,19 @@ def job(name, ls):
         answer(ls)
         r = up.update(name)  # with the catalog's size and sha256
         if r == SUCCESS:
-            st.text = _success(name, st.amount, end[0])
-            st.status = "SUCCESS"
+            status, text = "SUCCESS", _success(name, st.amount, end[0])
         elif r == NOAVAIL:
-            st.text = "the board already runs %s: nothing to install" % name
-            st.status = "NOAVAIL"
+            status, text = "NOAVAIL", "the board already runs %s: nothing to install" % name
         else:
-            raise OSError(up.error)
+            status, text = "FAIL", up.error
     except Exception as e:  # MemoryError too: the result page must say what happened
-        web.fail(web.msg(e))
-    finally:
-        st.busy = False
+        status, text = "FAIL", web.msg(e)
+    close_port(ls)  # the outcome is the restarted server's to tell
+    if status == "FAIL":
+        web.fail(text)
+    else:
+        st.status, st.text = status, text
+    st.busy = False
     print("acupdate web: install %s: %s" % (st.status, st.text))
 
 

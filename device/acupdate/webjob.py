@@ -69,6 +69,16 @@ def run(job, port, host):
         gc.collect()
 
 
+def close_port(ls):
+    """The job's outcome is about to be published: answer the requests waiting on the
+    listening socket `ls` (they see the update still running), then close it. From then on
+    a browser's request is refused until the web server is back (a page's script retries),
+    and that server answers it with the outcome: never a 503 or 409 for an update that has
+    ended."""
+    answer(ls)
+    ls.close()
+
+
 def server_config():
     """The update server's Config: serve()'s update_server (a URL 'http://host:8000/path',
     or a Config), else the "server" of the board's settings file /acupdate.json (Config's

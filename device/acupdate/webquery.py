@@ -5,7 +5,7 @@
 import gc
 
 from . import loaded, unload, web
-from .webjob import Out, complete, server_config
+from .webjob import Out, close_port, complete, server_config
 
 
 def job(s, ls):
@@ -24,6 +24,7 @@ def job(s, ls):
         gc.collect()
         from . import webmenu
 
+        close_port(ls)  # the next request (the install) waits for the web server
         complete(webmenu.catalog(Out(s), url, entries))
     finally:
         s.close()

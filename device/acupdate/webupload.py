@@ -101,6 +101,9 @@ async def run(src, w, head):
     print("acupdate web: upload %s: %s" % (st.status, st.text))
     try:
         await drain(src)  # (nothing left to read after a cut or a silence)
+        from .webjob import close_port
+
+        close_port(src.s.ls)  # later requests wait for the web server, which is back soon
         from .webpage import result
 
         await result(src, w, head, code, False)
