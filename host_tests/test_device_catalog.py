@@ -1,5 +1,5 @@
-"""device/acupdate/catalog.py under the real MicroPython (compiled with mpy-cross, 40K heap),
-against real servers on 127.0.0.1: bin entries kept in any case, others skipped, every
+"""device/acupdate/download/catalog.py under the real MicroPython (compiled with mpy-cross, 40K
+heap), against real servers on 127.0.0.1: bin entries kept in any case, others skipped, every
 error named, entries split anywhere, and a heap peak that does not grow with the number of
 catalog entries."""
 
@@ -192,7 +192,7 @@ def test_bad_sha256_is_refused(mpy_path, value, shown):
 # 120 bytes more, so that entries, strings, escapes, nested values and whitespace are split
 # at every possible position.
 SPLIT = """
-from acupdate import catalog
+from acupdate.download import catalog
 f = open({file!r}, "rb")
 first = None
 for size in range({low}, {low} + 121):
@@ -262,7 +262,8 @@ def test_2000_entry_catalog_keeps_the_right_entries(mpy_path):
 HEAP = """
 import gc
 from acupdate.config import Config
-from acupdate import catalog, http
+from acupdate.download import catalog
+from acupdate.http import response as http
 cfg = Config("127.0.0.1", {port})
 buf = bytearray(4096)  # the agent's block buffer
 cfg.listing(buf)

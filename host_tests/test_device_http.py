@@ -1,4 +1,4 @@
-"""device/acupdate/http.py and config.py under the real MicroPython, against real servers
+"""device/acupdate/http/ and config.py under the real MicroPython, against real servers
 on 127.0.0.1: header limits, bad status lines, connect errors, body framing (Content-Length,
 chunked, up to EOF), cut-off bodies, timeouts, and the request actually sent."""
 
@@ -14,7 +14,7 @@ from host_tests.mpy_helpers import Canned, CannedServer, call_mpy, closed_port, 
 # chunked, body size and MD5 (the body never sits in memory whole).
 GET = """
 import hashlib, binascii
-from acupdate import http
+from acupdate.http import response as http
 r = http.request("127.0.0.1", {port}, {target!r}, {headers!r}, {timeout})
 buf = bytearray(100)
 h = hashlib.md5()
@@ -306,7 +306,7 @@ def test_reused_head_buffer(mpy_path):
     with CannedServer({"/a": Canned(body=b"A" * 3000), "/b": Canned(body=BODY)}) as s:
         r = call_mpy(
             f"""
-            from acupdate import http
+            from acupdate.http import response as http
             import hashlib, binascii
             head = bytearray(4096)
             out = []

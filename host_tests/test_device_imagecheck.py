@@ -1,4 +1,4 @@
-"""device/acupdate/imagecheck.py under the real MicroPython: first-block refusals and the
+"""device/acupdate/ota/image.py under the real MicroPython: first-block refusals and the
 segment walk that measures an image inside a partition. Test images are built here with
 struct (and cross-checked once with `esptool image-info`)."""
 
@@ -83,7 +83,7 @@ def check(mpy_path, block: bytes, chip=None, size=None, space=None):
     """imagecheck.check() on `block`, read from a file by the device code."""
     return call_mpy(
         f"""
-        from acupdate import imagecheck
+        from acupdate.ota import image as imagecheck
         f = open({part_file(block)!r}, "rb")
         block = f.read()
         f.close()
@@ -152,7 +152,7 @@ def test_short_image_refused(mpy_path):
 def desc(mpy_path, block: bytes):
     return call_mpy(
         f"""
-        from acupdate import imagecheck as ic
+        from acupdate.ota import image as ic
         f = open({part_file(block)!r}, "rb")
         b = f.read(4096)
         result = [ic.app_desc(b), ic.check(b), ic.chip_name(9), ic.chip_name(99), ic.chip_id(b)]
@@ -186,7 +186,7 @@ def walk(mpy_path, part: bytes, limit: int):
     """Run image_size() over `part` (written to a file, read by offset like a partition)."""
     return call_mpy(
         f"""
-        from acupdate import imagecheck
+        from acupdate.ota import image as imagecheck
         f = open({part_file(part)!r}, "rb")
         def read(off, buf):
             f.seek(off)

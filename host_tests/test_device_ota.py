@@ -1,4 +1,4 @@
-"""acupdate.ota and acupdate.slots on the simulated board (real MicroPython)."""
+"""acupdate.ota.writer and acupdate.ota.slots on the simulated board (real MicroPython)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tools.image import build_app
 
 FEED = """
 import esp32, json
-from acupdate import ota, slots
+from acupdate.ota import slots
+from acupdate.ota import writer as ota
 buf = bytearray(4096)
 part = slots.target()
 w = ota.Writer(part, {size}, buf)
@@ -70,7 +71,7 @@ def test_image_facts_of_the_running_image(agent_board, image_v1):
         agent_board,
         """
 import json
-from acupdate import slots
+from acupdate.ota import slots
 cid, size, md5, desc = slots.image_facts(slots.running(), bytearray(4096))
 print(json.dumps([cid, size, md5, desc[0], desc[1], slots.running_state(), slots.otadata()]))
 """,
@@ -92,12 +93,13 @@ def test_rollback_and_confirm(agent_board, image_v2):
     run_json(agent_board, FEED.format(size=len(image_v2), chunk=4096, md5=md5))
     got, res = run_json(
         agent_board,
-        "import json\nfrom acupdate import slots\nst = slots.running_state()\n"
+        "import json\nfrom acupdate.ota import slots\nst = slots.running_state()\n"
         "slots.confirm()\nprint(json.dumps([st, slots.running_state()]))",
     )
     assert got == ["PENDING_VERIFY", "VALID"] and "version=2.0.0" in res.boot.log_line()
     got, _ = run_json(
-        agent_board, "import json\nfrom acupdate import slots\nprint(json.dumps(slots.rollback()))"
+        agent_board,
+        "import json\nfrom acupdate.ota import slots\nprint(json.dumps(slots.rollback()))",
     )
     assert got == "ota_0"
     res = agent_board.run("print('hi')")

@@ -222,8 +222,8 @@ def test_extra_bytes_in_a_206_are_not_written(agent_board, image):
 
 
 def test_resume_heap_updater_api(board, image):
-    """A resume loads its code (acupdate.resume, acupdate.fetch, acupdate.reqhdrs, and
-    acupdate.httphead for the head) next to the transfer's: about 4 KiB more than a plain
+    """A resume loads its code (acupdate.download.resume, .request, .headers, and
+    acupdate.http.client for the head) next to the transfer's: about 4 KiB more than a plain
     update. A partial block at the drop is asked for again, so that the reply's head goes
     through the block buffer as a first reply's does (no buffer of its own). At 44K the
     resumed update works; at 40K (the plain update's budget) it fails with a clear error

@@ -22,5 +22,17 @@ def unload(before):
     for modules no one else holds."""
     for k in loaded():
         if k not in before:
-            globals().pop(k[9:], None)
-            sys.modules.pop(k).__dict__.clear()
+            forget(k, True)
+
+
+def forget(name, clear=False):
+    """Take module `name` ('acupdate.x' or 'acupdate.x.y') out of sys.modules and out of its
+    package's attributes, so that nothing of the package holds it; with clear, its dict is
+    emptied too (see unload)."""
+    m = sys.modules.pop(name, None)
+    package, _, attr = name.rpartition(".")
+    p = sys.modules.get(package)
+    if p is not None:
+        p.__dict__.pop(attr, None)
+    if clear and m is not None:
+        m.__dict__.clear()

@@ -2,9 +2,9 @@
 # Status values, callbacks and error texts follow AutoConnectUpdate and the Arduino
 # HTTPUpdate client (see the wire protocol); the image is checked before a byte is
 # written and streamed into the inactive OTA slot by acupdate.ota. Requests (https,
-# authentication, redirects, deadline) and the catalog query are acupdate.fetch; the
-# request headers acupdate.reqhdrs; a download's start, with the reply's and the first
-# block's checks, acupdate.first; the rest, with its resume, acupdate.transfer.
+# authentication, redirects, deadline) and the catalog query are acupdate.download.request; the
+# request headers acupdate.download.headers; a download's start, with the reply's and the first
+# block's checks, acupdate.download.start; the rest, with its resume, acupdate.download.transfer.
 # Memory: the Updater's one 4096-byte buffer serves every phase (reply heads in its last
 # 1026 bytes, the catalog scan in its first 1024, the running image's MD5, the image
 # blocks). http stays loaded with the agent (loading it for each phase would leave the
@@ -15,8 +15,9 @@
 # module set as they found it.
 from micropython import const
 
-from . import http, loaded, unload  # noqa: F401 (http: kept loaded, see above)
+from . import loaded, unload
 from .config import cold
+from .http import response  # noqa: F401 (kept loaded, see above)
 
 RESET = const(0)
 IDLE = const(1)
@@ -55,7 +56,7 @@ class Updater:
     def headers(self, target):
         """(the running image's chip id, the ESP32 HTTPUpdate request headers: (name,
         value) pairs with this board's real values); `target`: the OTA slot to write."""
-        return cold("reqhdrs", "make", self, target)
+        return cold("download.headers", "make", self, target)
 
     def update(self, name, size=None, sha256=None):
         """Download image `name` and make it boot next. Returns SUCCESS, NOAVAIL or FAIL.
@@ -98,10 +99,10 @@ class Updater:
         deadline = time.ticks_add(time.ticks_ms(), int(self.cfg.deadline * 1000))
         target = self._target()
         unload(before)  # slots is done
-        f = cold("reqhdrs", "facts", self)  # the running image's, kept for resumes
+        f = cold("download.headers", "facts", self)  # the running image's, kept for resumes
         cid = f[0]
-        hdrs = cold("reqhdrs", "raw", target, f)
-        a = cold("first", "image", self, name, target, cid, hdrs, size, sha, deadline)
+        hdrs = cold("download.headers", "raw", target, f)
+        a = cold("download.start", "image", self, name, target, cid, hdrs, size, sha, deadline)
         hdrs = None
         if a is None:
             return None
@@ -110,10 +111,10 @@ class Updater:
             b = a[1]
             if not b[4]:  # the first block is in: check it before anything is written
                 cold(
-                    "imagecheck", "check", memoryview(self.buf)[: b[3]], cid, b[1], target.info()[3]
+                    "ota.image", "check", memoryview(self.buf)[: b[3]], cid, b[1], target.info()[3]
                 )
             b = None
-            from . import transfer
+            from .download import transfer
         except BaseException:
             r.close()
             raise
@@ -122,6 +123,6 @@ class Updater:
     # slots is used only from here, so that its functions stay out of _update's frame (a
     # stale slot there would keep their code alive).
     def _target(self):
-        from . import slots
+        from .ota import slots
 
         return slots.target()

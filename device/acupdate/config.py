@@ -3,7 +3,7 @@
 # request timeout, LED pin and its active level, reboot after success; and the transport's:
 # https with the CA file that checks the server (port 443), basic authentication, connect
 # timeout, the whole update's deadline, retries of a dropped download and their backoff.
-# The checks and the URL parsing are in acupdate.cfgcheck, loaded only while they run.
+# The checks and the URL parsing are in acupdate.settings, loaded only while they run.
 from micropython import const
 
 _PORT = const(8000)
@@ -45,7 +45,7 @@ def quote(s, safe="/"):
 
 def parse_url(url):
     """'http[s]://host[:port][/path]' -> (host, port, path); path '.' when absent."""
-    return cold("cfgcheck", "parse_url", url)
+    return cold("settings", "parse_url", url)
 
 
 class Config:
@@ -80,7 +80,7 @@ class Config:
         # checked values come back as (name, value) pairs and are set here, after cfgcheck
         # has left the heap.
         for k, v in cold(
-            "cfgcheck", "check", host, port, path, timeout, led, led_on, reboot, url, kw
+            "settings", "check", host, port, path, timeout, led, led_on, reboot, url, kw
         ):
             if v != getattr(Config, k, self):  # not the class's default
                 setattr(self, k, v)
@@ -98,14 +98,14 @@ class Config:
         )
 
     def listing(self, buf):
-        """The bin entries of the server's catalog (see acupdate.catalog.parse), read
-        through the 4096-byte `buf`: the query (acupdate.fetch) leaves the heap before the
-        parser comes."""
-        from . import http  # noqa: F401 (the reply is its Response: loaded before, kept)
+        """The bin entries of the server's catalog (see acupdate.download.catalog.parse),
+        read through the 4096-byte `buf`: the query (acupdate.download.request) leaves the
+        heap before the parser comes."""
+        from .http import response  # noqa: F401 (the reply is a Response: loaded before, kept)
 
-        r = cold("fetch", "catalog", self, buf)
+        r = cold("download.request", "catalog", self, buf)
         try:
-            return cold("catalog", "parse", r.readinto, memoryview(buf)[:1024])
+            return cold("download.catalog", "parse", r.readinto, memoryview(buf)[:1024])
         finally:
             r.close()
 

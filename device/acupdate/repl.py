@@ -135,7 +135,7 @@ def status():
     from . import loaded, unload
 
     before = loaded()
-    from . import slots
+    from .ota import slots
 
     rows = slots.table()
     rs = slots.running_state()
@@ -153,7 +153,7 @@ def status():
 
 def confirm():
     """Mark the running image valid, so the bootloader keeps it."""
-    from . import slots
+    from .ota import slots
 
     slots.confirm()
     print("Running image confirmed")
@@ -161,7 +161,7 @@ def confirm():
 
 def rollback(reset=False):
     """Boot the other slot's image at the next reset (it must be a valid image)."""
-    from . import slots
+    from .ota import slots
 
     label = slots.rollback()
     print("Next boot: %s" % label)

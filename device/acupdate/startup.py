@@ -58,7 +58,8 @@ def _default_imports():
 
 
 def boot():
-    from . import repl, slots
+    from . import repl
+    from .ota import slots
 
     settings = repl.settings()
     net_ok = wifi(settings["wifi"]) if "wifi" in settings else False

@@ -78,13 +78,10 @@ def drop(*names, clear=False):
     """Forget acupdate submodules: their code leaves the heap at the next collection. With
     clear, their dicts are emptied too (a stale pointer to one of their functions then
     holds nothing more): only for modules that nothing runs or holds any more."""
-    import acupdate
+    from . import forget
 
     for n in names:
-        m = sys.modules.pop("acupdate." + n, None)
-        acupdate.__dict__.pop(n, None)
-        if clear and m:
-            m.__dict__.clear()
+        forget("acupdate." + n, clear)
 
 
 def serve(port=80, user=None, password=None, host="0.0.0.0", update_server=None, idle=20):

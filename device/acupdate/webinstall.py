@@ -55,7 +55,7 @@ def _success(name, size, md5):
     p = esp32.Partition(esp32.Partition.BOOT)  # type: ignore[arg-type]
     buf = bytearray(256)
     p.readblocks(0, buf)
-    version = cold("imagecheck", "app_desc", buf)[0]
+    version = cold("ota.image", "app_desc", buf)[0]
     return "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (
         name,
         size,

@@ -35,9 +35,10 @@ async def start(conn, port, user, password, host, update_server, idle):
 # piece) and its strings by small chunks as names come: here, with the heap in one piece,
 # rather than in the middle of an update, as islands that split the free space.
 _PAGES = (
-    "webpage webframe webbar webviews webjob webbusy webupload multipart imagecheck slots ota "
-    "webcat webmenu webquery webinstall agent config cfgcheck fetch http httphead catalog "
-    "first reqhdrs resume transfer"
+    "webpage webframe webbar webviews webjob webbusy webupload multipart ota.image ota.slots "
+    "ota.writer webcat webmenu webquery webinstall agent config settings download.request "
+    "http.response http.client download.catalog download.start download.headers "
+    "download.resume download.transfer"
 )
 
 

@@ -97,7 +97,7 @@ async def run(src, w, head):
             code = b"413 Payload Too Large"
     finally:
         st.busy = False
-        web.drop("multipart", "ota", clear=True)  # the transfer's code leaves the heap
+        web.drop("multipart", "ota.writer", clear=True)  # the transfer's code leaves the heap
     print("acupdate web: upload %s: %s" % (st.status, st.text))
     try:
         await drain(src)  # (nothing left to read after a cut or a silence)
@@ -168,21 +168,21 @@ async def _field(mp, limit):
 
 def _slot():
     # (the slot to write, the running image's header): slots is dropped on return.
-    from . import slots
+    from .ota import slots
 
     try:
         run = bytearray(24)
         slots.running().readblocks(0, run)
         return slots.target(), run
     finally:
-        web.drop("slots")
+        web.drop("ota.slots")
 
 
 def _check(first, size, target, run):
     # Before a byte is written: the version, or ValueError (imagecheck.check: magic, app
     # descriptor, chip; then the size). imagecheck is dropped on return.
     global _too_large
-    from . import imagecheck
+    from .ota import image as imagecheck
 
     try:
         chip = imagecheck.chip_id(run)
@@ -191,7 +191,7 @@ def _check(first, size, target, run):
         imagecheck.check(first, chip, size, target.info()[3])
         return imagecheck.app_desc(first)[0] if len(first) >= 176 else ""
     finally:
-        web.drop("imagecheck")
+        web.drop("ota.image")
 
 
 async def _image(mp, src, st):
@@ -220,9 +220,9 @@ async def _image(mp, src, st):
                 raise ValueError("the file is empty: choose the firmware .bin")
             version = _check(mvh[:got], bound, target, run)
             gc.collect()
-            from . import ota
+            from .ota import writer
 
-            w = ota.Writer(target, bound, web.block)
+            w = writer.Writer(target, bound, web.block)
             w.write(mvh[:got])
             h.update(mvh[:got])
             c = c[t:]

@@ -17,7 +17,7 @@ _UPLOAD_JS = (
 async def home(src, w, head):
     import esp32
 
-    from . import imagecheck
+    from .ota import image as imagecheck
 
     run = esp32.Partition(esp32.Partition.RUNNING)
     buf = bytearray(256)

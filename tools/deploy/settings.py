@@ -3,7 +3,7 @@
 Its sections are what device/acupdate reads: "wifi" (acupdate.startup.wifi),
 "server" (acupdate.config.Config.from_dict), "health" (acupdate.startup.health) and
 "startup" (acupdate.startup.check). Every value is checked here, on the host, with
-the same rules the board applies (acupdate.cfgcheck for "server"), so a bad option fails
+the same rules the board applies (acupdate.settings for "server"), so a bad option fails
 at deploy time with a message instead of on the board after the next reset.
 
 A CA certificate (--ca) is a file of its own on the board: `board_files()` says which
@@ -44,7 +44,7 @@ class Options:
     health_network: bool = True
     startup_update: str | None = None
     startup_timeout: float | None = None
-    # The transport (acupdate.cfgcheck): CA file on the host, basic auth, timing.
+    # The transport (acupdate.settings): CA file on the host, basic auth, timing.
     ca: str | None = None
     user: str | None = None
     password: str | None = None
@@ -98,7 +98,7 @@ def _number(value: float) -> float:
 
 
 def _check_more_than_0(option: str, value: float) -> float:
-    # cfgcheck: deadline must be > 0 seconds. NaN and infinity are refused too: JSON has
+    # acupdate.settings: deadline must be > 0 seconds. NaN and infinity are refused too: JSON has
     # no words for them that the board's json module reads.
     if not (math.isfinite(value) and value > 0):
         raise OptionError(f"{option} must be more than 0 seconds, got {value:g}")
@@ -106,7 +106,7 @@ def _check_more_than_0(option: str, value: float) -> float:
 
 
 def _check_user(user: str | None, password: str | None) -> None:
-    # cfgcheck: user and password come together; user is a name without ':' (basic
+    # acupdate.settings: user and password come together; user is a name without ':' (basic
     # authentication sends base64 of user:password).
     if user is None and password is None:
         return
@@ -143,7 +143,7 @@ def _der_length(data: bytes) -> int | None:
 
 
 def _pem_certificates(name: str, text: str) -> int:
-    """How many certificates a PEM file holds, each checked as acupdate.https reads it:
+    """How many certificates a PEM file holds, each checked as acupdate.http.tls reads it:
     base64 lines between BEGIN and END CERTIFICATE, decoding to a DER SEQUENCE."""
     count = 0
     block: list[str] | None = None
@@ -325,7 +325,7 @@ def build(opts: Options) -> dict:
 
 
 def _transport(opts: Options) -> dict:
-    """The "server" keys of the transport, checked as acupdate.cfgcheck checks them."""
+    """The "server" keys of the transport, checked as acupdate.settings checks them."""
     out: dict = {}
     if opts.ca is not None:
         out["ca"] = check_ca(opts.ca)[1]

@@ -1,4 +1,4 @@
-# acupdate.imagecheck: ESP32 app image checks on the first block, before anything is
+# acupdate.ota.image: ESP32 app image checks on the first block, before anything is
 # written, and an image's facts in a partition (its real length by a segment walk, MD5).
 # Layout: 24-byte header (magic 0xE9, segment count, ..., chip id at 12, hash flag at 23),
 # then segments (8-byte header: load address, length; then data), zero padding so the

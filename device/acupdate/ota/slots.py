@@ -1,4 +1,4 @@
-# acupdate.slots: the OTA slots as the board sees them: the running and the target slot,
+# acupdate.ota.slots: the OTA slots as the board sees them: the running and the target slot,
 # an image's facts (chip id, length, MD5, app version), the otadata entries and their
 # states, a table of the slots, confirm and rollback.
 import struct
@@ -27,9 +27,9 @@ def target():
 def image_facts(part, buf):
     """(chip id, image length, md5 hex, (version, project, time, date, idf_ver)) of the
     image in `part`, read through the 4096-byte `buf` (imagecheck.facts)."""
-    from . import imagecheck
+    from . import image
 
-    return imagecheck.facts(part, buf)
+    return image.facts(part, buf)
 
 
 def otadata():
@@ -76,7 +76,7 @@ def table():
     """[(label, version, otadata state, 'running next-boot' marks)] for each OTA slot."""
     import esp32
 
-    from . import imagecheck
+    from . import image as imagecheck
 
     P = esp32.Partition
     run = running().info()[2]

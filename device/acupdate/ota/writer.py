@@ -1,4 +1,4 @@
-# acupdate.ota: stream an image into the inactive OTA partition, safely.
+# acupdate.ota.writer: stream an image into the inactive OTA partition, safely.
 #
 # Blocks are written as they complete, each erased first (writeblocks with 3 arguments),
 # and hashed (MD5, and SHA-256 when one is expected) as they are written.

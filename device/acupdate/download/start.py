@@ -1,12 +1,13 @@
-# acupdate.first: the start of an image download, loaded only for it (acupdate.config.cold):
-# the request (acupdate.fetch), the reply's checks (status, size, x-MD5, x-SHA256; the
+# acupdate.download.start: the start of an image download, loaded only for it
+# (acupdate.config.cold):
+# the request (acupdate.download.request), the reply's checks (status, size, x-MD5, x-SHA256; the
 # Arduino HTTPUpdate client's texts, clear ones for what it did not check) and the first
-# block's image check (acupdate.imagecheck) before anything is written. acupdate.transfer
-# does the rest; acupdate.resume comes back here to start over.
+# block's image check (acupdate.ota.image) before anything is written. acupdate.download.transfer
+# does the rest; acupdate.download.resume comes back here to start over.
 from micropython import const
 
-from .config import cold
-from .fetch import get
+from ..config import cold
+from .request import get
 
 _BLOCK = const(4096)
 _HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
@@ -18,7 +19,7 @@ def image(up, name, part, cid, hdrs, size, sha, deadline):
     """Start downloading image `name` for Partition `part`: None when the server answers
     304 (the board runs it), else [the open reply, begin()'s result with the first block
     not yet checked, the request target, the TLS context's holder] for
-    acupdate.transfer.run(). `cid`: the running image's chip
+    acupdate.download.transfer.run(). `cid`: the running image's chip
     id; `hdrs`: the request's header lines; `size`: the catalog's size of the image (used
     when there is no Content-Length); `sha`: its SHA-256 (hex) or None; `deadline`: due()."""
     target = up.cfg.image_target(name)
@@ -52,7 +53,7 @@ def begin(r, up, part, cid, size, sha, chk=True):
     except OSError as e:
         err = e
     if chk and not err:
-        cold("imagecheck", "check", mv[:k], cid, n, part.info()[3])
+        cold("ota.image", "check", mv[:k], cid, n, part.info()[3])
     return md5, n, sha, k, err
 
 

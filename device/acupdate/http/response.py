@@ -1,6 +1,6 @@
-# acupdate.http: a minimal HTTP/1.1 client over a plain socket, with bounded memory.
+# acupdate.http.response: a minimal HTTP/1.1 client over a plain socket, with bounded memory.
 # One request per connection (Connection: close). The status line and headers are read
-# through one fixed buffer (acupdate.httphead writes the request and reads the head, so
+# through one fixed buffer (acupdate.http.client writes the request and reads the head, so
 # that its code can leave the heap while a body is read): a line over _LINE_MAX bytes or
 # more than _MAX_HEADERS headers is a ValueError. The body is read with readinto(),
 # honouring Content-Length or chunked transfer coding, or up to EOF when the server gives
@@ -54,12 +54,10 @@ def request(
     reply is read without blocking (select.poll waits for it): a read hands out what has
     come, so that neither a slow trickle nor a stall outlives the deadline or the read
     timeout, and bytes that came before a stall are never lost. (The work is
-    acupdate.httphead's, loaded on the first request.)"""
-    from . import httphead
+    acupdate.http.client's, loaded on the first request.)"""
+    from . import client
 
-    return httphead.request(
-        host, port, target, headers, timeout, buf, tls, deadline, connect_timeout
-    )
+    return client.request(host, port, target, headers, timeout, buf, tls, deadline, connect_timeout)
 
 
 class Response:

@@ -1,5 +1,7 @@
-# acupdate.catalog: the update server's list of images, parsed (acupdate.fetch.catalog asks
-# for it: GET /_catalog?op=list&path=<path> answers a JSON array of objects). The array is scanned
+# acupdate.download.catalog: the update server's list of images, parsed
+# (acupdate.download.request.catalog asks for it: GET /_catalog?op=list&path=<path>
+# answers a JSON array
+# of objects). The array is scanned
 # from the socket through one fixed buffer, one element at a time; only that element is
 # handed to json.loads, so memory does not grow with the number of entries. Entries of
 # type "bin" (any case) are kept as (name, date, time, size), and the entry's "sha256" as a

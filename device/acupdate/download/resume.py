@@ -1,5 +1,6 @@
-# acupdate.resume: what an image download (acupdate.transfer) does when its connection
-# drops, loaded only then: wait (cfg.backoff, doubling; at most cfg.retries tries, never
+# acupdate.download.resume: what an image download (acupdate.download.transfer) does when
+# its connection drops, loaded only then: wait (cfg.backoff, doubling; at most cfg.retries
+# tries, never
 # past the deadline), then ask for "Range: bytes=<first byte not yet written>-" (the bytes
 # of a block not yet written are dropped: the block buffer then takes the reply's head).
 # A 206 with the matching Content-Range continues the image and its MD5; a 200 starts it over
@@ -19,8 +20,8 @@ def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
     the next connection error or None). See transfer.run() for the other arguments."""
     wait(up.cfg, w.done if w else 0, n, err, tries, deadline)
     done = w.rewind() if w else 0  # a partial block is asked for again: the buffer is free
-    from .fetch import get
-    from .reqhdrs import raw
+    from .headers import raw
+    from .request import get
 
     try:
         r = get(up.cfg, target, raw(part, f), memoryview(up.buf)[_HEAD:], deadline, ctx, done)
@@ -30,7 +31,7 @@ def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
         if done and r.status == 206:
             check(r, done, n, md5)
             if r.chunked:
-                from .first import own
+                from .start import own
 
                 own(r)
             return r, w, md5, n, sha, 0, None
@@ -39,7 +40,7 @@ def again(up, w, err, tries, md5, n, sha, target, part, f, size, deadline, ctx):
                 "Resume refused: the server answered %d to Range: bytes=%d-" % (r.status, done)
             )
         w = None  # a start over: the old Writer goes first
-        from .first import begin
+        from .start import begin
 
         return (r, None) + begin(r, up, part, f[0], size, sha)
     except BaseException:

@@ -1,11 +1,11 @@
-# acupdate.transfer: the rest of an image download, after acupdate.first checked the first
-# block: the blocks into ota.Writer, loaded then. When the
-# connection drops mid-image (cut, read timeout, reset) acupdate.resume, loaded for it,
+# acupdate.download.transfer: the rest of an image download, after acupdate.download.start
+# checked the first block: the blocks into ota.Writer, loaded then. When the
+# connection drops mid-image (cut, read timeout, reset) acupdate.download.resume, loaded for it,
 # asks for the rest (or starts over); a drop inside the first block, before a Writer
 # exists, starts over too. The deadline bounds every read and every wait.
 from micropython import const
 
-from .config import cold
+from ..config import cold
 
 _BLINK = const(8)  # LED toggles every 8 blocks (32 KiB)
 _PROGRESS = const(3)  # agent.PROGRESS
@@ -25,9 +25,9 @@ def run(up, a, part, f, size, deadline):
             try:
                 if not err:
                     if not w:
-                        from . import ota
+                        from ..ota import writer
 
-                        w = ota.Writer(part, n, up.buf, sha)
+                        w = writer.Writer(part, n, up.buf, sha)
                     err = _pump(up, r, w, k)
             finally:
                 r.close()
@@ -36,7 +36,7 @@ def run(up, a, part, f, size, deadline):
         tries += 1
         try:
             r, w, md5, n, sha, k, err = cold(
-                "resume",
+                "download.resume",
                 "again",
                 up,
                 w,
@@ -88,9 +88,9 @@ def _pump(up, r, w, n):
             except OSError as e:
                 return e
             if not n:  # the body ended early: a drop, or (chunked) an error
-                return cold("resume", "early", r, w.done, size)
+                return cold("download.resume", "early", r, w.done, size)
         if r.length < 0 and not r.err:  # chunked or up to EOF: the body must end here
-            cold("resume", "end", r, size)
+            cold("download.resume", "end", r, size)
         return None
     finally:
         if led:

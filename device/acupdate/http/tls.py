@@ -1,4 +1,4 @@
-# acupdate.https: the TLS context for an https:// update server. mbedTLS checks during the
+# acupdate.http.tls: the TLS context for an https:// update server. mbedTLS checks during the
 # handshake that the server's certificate chains to a CA certificate of the board's file
 # and names the host. The file holds one DER certificate, or PEM ones (a bundle is read
 # one certificate at a time). Loaded only to make the context.

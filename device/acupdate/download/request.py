@@ -1,6 +1,6 @@
-# acupdate.fetch: the agent's requests, loaded for them. get(): a request as an
+# acupdate.download.request: the agent's requests, loaded for them. get(): a request as an
 # acupdate.config.Config says: http, or https checked against the board's CA file
-# (acupdate.https); basic authentication, sent to that server only; up to 5 redirects
+# (acupdate.http.tls); basic authentication, sent to that server only; up to 5 redirects
 # (never from https to http); a Range; the
 # update's deadline (due). catalog(): the catalog query.
 import gc
@@ -8,8 +8,9 @@ import time
 
 from micropython import const
 
-from . import http, loaded, unload
-from .config import cold
+from .. import loaded, unload
+from ..config import cold
+from ..http import response as http
 
 _REDIRECTS = const(5)
 _HEAD = const(3070)  # reply heads go to buf[_HEAD:], http.LINE_MAX + 2 bytes
@@ -22,7 +23,7 @@ def due(cfg):
 
 def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
     """GET `target` from the server of Config `cfg`: http, or https checked against its
-    CA file (acupdate.https); basic authentication, sent to that server only; up to 5
+    CA file (acupdate.http.tls); basic authentication, sent to that server only; up to 5
     redirects (301, 302, 303, 307, 308; absolute or relative Location; never from https to
     http). The reply, which is not a redirect. `hdrs`: raw header lines (bytes); `buf`:
     request()'s head buffer; `deadline`: see due(); `ctx`: a one-item list that keeps the
@@ -43,7 +44,7 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
             if not c:
                 if not cfg.ca:
                     raise OSError("https to %s:%d needs a CA file (Config ca=)" % (host, port))
-                c = cold("https", "context", cfg.ca)
+                c = cold("http.tls", "context", cfg.ca)
                 if ctx:
                     ctx[0] = c
         r = http.request(
@@ -66,7 +67,7 @@ def get(cfg, target, hdrs, buf, deadline, ctx, start=0):
         r.close()
         if not loc:
             raise OSError("Redirect (%d) without a Location header" % code)
-        tls, host, port, target = cold("cfgcheck", "where", loc, tls, host, port, target)
+        tls, host, port, target = cold("settings", "where", loc, tls, host, port, target)
     raise OSError("Too many redirects: more than %d, the last to %s" % (_REDIRECTS, loc))
 
 

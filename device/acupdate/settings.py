@@ -1,4 +1,4 @@
-# acupdate.cfgcheck: the checks of a Config's settings and the URL parsing (the update
+# acupdate.settings: the checks of a Config's settings and the URL parsing (the update
 # server's URL, a redirect's Location). Loaded only while a Config is made or a redirect
 # is followed (acupdate.config.cold), so that its code and texts are not in the heap
 # during an update.
@@ -158,7 +158,7 @@ def check(host, port, path, timeout, led, led_on, reboot, url, kw):
 
 def where(loc, tls, host, port, target):
     """(tls, host, port, target) that a redirect's Location names, absolute (never from
-    https to http) or relative to `target` (for acupdate.fetch, which loads this module
+    https to http) or relative to `target` (for acupdate.download.request, which loads this module
     only for a redirect)."""
     loc = loc.split("#")[0]
     for c in loc.encode():

@@ -1,4 +1,4 @@
-# acupdate.httphead: the head of an HTTP exchange for acupdate.http, loaded on its first
+# acupdate.http.client: the head of an HTTP exchange for acupdate.http.response, loaded on its first
 # request (and left to the caller to unload): the connection (and TLS handshake), the
 # request's head, and the reply's status line and headers read through the Response's one
 # line buffer (a line over 1 KiB, more than 64 headers or a garbage status line is a
@@ -7,7 +7,7 @@ import socket
 
 from micropython import const
 
-from .http import Response, _errname, _find
+from .response import Response, _errname, _find
 
 _LINE_MAX = const(1024)  # as in http
 _MAX_HEADERS = const(64)

@@ -1,4 +1,4 @@
-# acupdate.reqhdrs: the ESP32 HTTPUpdate client's request headers with this board's real
+# acupdate.download.headers: the ESP32 HTTPUpdate client's request headers with this board's real
 # values (Updater.headers), loaded only while they are made (acupdate.config.cold).
 # The ESP32 HTTPUpdate client's request headers (Host and Connection come from http).
 _NAMES = (
@@ -22,7 +22,7 @@ def facts(up):
     read through up.buf."""
     import esp32
 
-    from . import imagecheck
+    from ..ota import image as imagecheck
 
     run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
     cid, size, md5, desc = imagecheck.facts(run, up.buf)
