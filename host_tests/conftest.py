@@ -32,8 +32,9 @@ def board(tmp_path, image_v1) -> Board:
 
 @pytest.fixture
 def agent_board(board) -> Board:
-    """A fresh board (see board) with the agent installed as .py at /lib/acupdate."""
-    install_agent(board)
+    """A fresh board (see board) with the agent installed at /lib/acupdate as tools.deploy
+    installs it: compiled to .mpy (the promised heaps are for .mpy)."""
+    install_agent(board, mpy=True)
     return board
 
 

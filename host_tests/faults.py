@@ -464,12 +464,19 @@ for args in {updates}:
 """
 
 
-def run_updates(board, cfg: str, updates: list, heap: str = "110K", timeout: float = 120):
-    """Run UPDATES on `board`: `cfg` is Config's arguments as source text, `updates` a list
-    of (name, update() keyword arguments, bytes to hash). Returns the JSON results."""
+# The agent's promised heaps (README): every case ends cleanly in them.
+HTTP_HEAP = "48K"
+HTTPS_HEAP = "64K"  # the unix port keeps TLS buffers on the MicroPython heap
+
+
+def run_updates(board, cfg: str, updates: list, heap: str | None = None, timeout: float = 120):
+    """Run UPDATES on `board` at the promised heap (https's when `cfg` names a CA file):
+    `cfg` is Config's arguments as source text, `updates` a list of (name, update() keyword
+    arguments, bytes to hash). Returns the JSON results."""
     import json
 
     code = UPDATES.format(cfg=cfg, updates=repr(updates))
+    heap = heap or (HTTPS_HEAP if "ca=" in cfg else HTTP_HEAP)
     res = board.run(code, heap=heap, timeout=timeout)
     out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or len(out) != len(updates):

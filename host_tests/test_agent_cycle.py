@@ -99,11 +99,11 @@ def test_update_by_name_and_choices(deployed, server, image_v2):
         "import acupdate.repl as r, json\nst = r.update()\nprint(json.dumps(st))\n",
     )
     assert got is None
-    assert "Several images on the server; choose one" in res.output and "beta.bin" in res.output
+    assert "The server lists 2 images; choose one: ota.update('app.bin')" in res.output
     got, res = run_json(
         deployed, "import acupdate.repl as r, json\nprint(json.dumps(r.update('beta.bin')))\n"
     )
-    assert got == 4 and "Update successful: beta.bin" in res.output
+    assert got == "SUCCESS" and "Update successful: beta.bin" in res.output
 
 
 def test_repl_flow_through_mpremote(deployed, image_v2):

@@ -114,11 +114,11 @@ def _md5(data: bytes) -> str:
 @pytest.mark.parametrize(
     "status, text",
     [
-        (401, "Unauthorized (401)"),
-        (403, "Forbidden (403)"),
-        (404, "File Not Found (404)"),
-        (500, "Wrong HTTP Code (500)"),
-        (206, "Wrong HTTP Code (206)"),  # a partial reply to a request without Range
+        (401, "Unauthorized (401) for /app.bin"),
+        (403, "Forbidden (403) for /app.bin"),
+        (404, "File Not Found (404) for /app.bin"),
+        (500, "Wrong HTTP Code (500) for /app.bin"),
+        (206, "Wrong HTTP Code (206) for /app.bin"),  # a partial reply to a request without Range
         (302, "Redirect (302) without a Location header"),  # redirects: test_transport_*
     ],
 )
@@ -159,7 +159,12 @@ def test_refusals_before_anything_is_written(agent_board, image_v2):
             "Not Enough space",
         ),
         "bad x-MD5": (Canned(200, [("x-MD5", "xyz")], image_v2), "Bad x-MD5 header"),
-        "no x-MD5": (Canned(200, [], image_v2), "Bad x-MD5 header"),
+        # no x-MD5 and no catalog entry read: the catalog is asked for its md5 (404 here)
+        "no x-MD5": (
+            Canned(200, [], image_v2),
+            "No x-MD5 header for app.bin, and its catalog entry cannot be read: Update "
+            "server responds (404) to the catalog query",
+        ),
     }
     for what, (reply, text) in cases.items():
         got, _ = canned(agent_board, reply)
@@ -250,7 +255,7 @@ print(json.dumps(ev))
         ["progress", n, n],
         ["end", _md5(image_v2)],
         ["start", "START"],
-        ["error", "File Not Found (404)"],
+        ["error", "File Not Found (404) for /missing.bin"],
         "FAIL",
     ]
     # The LED blinked during the transfer and was left off.

@@ -1,11 +1,14 @@
 """Catalog fuzzing: 300 seeded generated catalogs (wrong types, deep nesting, huge
-strings, invalid UTF-8, truncated and mutated JSON, thousands of entries) fetched by the
-device at the agent's promised heap for http (README: 48 KiB). Each ends in a clear
-`Invalid catalog list` error or in exactly the list a strict reading of the JSON gives;
-never a crash, never a MemoryError."""
+strings, invalid UTF-8, truncated and mutated JSON, thousands of entries, dozens of bin
+entries, good and bad sha256 and md5 fields) read by the device's Updater.scan() at the
+agent's promised heap for http (README: 48 KiB), each bin entry printed as it is handed
+over. Each ends in a clear `Invalid catalog list` error or in exactly the entries a strict
+reading of the JSON gives, all of them (there is no cap on their number); never a crash,
+never a MemoryError."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -16,15 +19,19 @@ SEED = 4242
 HEAP = "48K"  # the agent's promised heap for http (README)
 CASES = 300
 ENTRY_MAX = 1024  # the device's per-entry buffer
-MAX_BINS = 48  # bin entries the device keeps
 
+# Each case: every bin entry as a line [i, "entry", [name, date, time, size, sha256, md5]]
+# when it is handed over, then [i, outcome]: ["ok", count] or ["err", type, text].
 DEVICE = """
 import json
+from acupdate.agent import Updater
 from acupdate.config import Config
-buf = bytearray(4096)  # the agent's block buffer
+buf = bytearray(4096)  # the agent's block buffer, one for all
 for i in range({n}):
+    def each(e):
+        print(json.dumps([i, "entry", [e.name, e.date, e.time, e.size, e.sha256, e.md5]]))
     try:
-        got = ["ok", Config(url="http://127.0.0.1:{port}/c%d" % i).listing(buf)]
+        got = ["ok", Updater(Config(url="http://127.0.0.1:{port}/c%d" % i), buf).scan(each)]
     except ValueError as e:
         got = ["err", "ValueError", str(e)]
     except OSError as e:
@@ -69,7 +76,16 @@ def entry(rng: random.Random) -> dict:
         e.update(date="11/26/26", time="10:00:01", size=rng.randrange(0, 2_000_000))
     if rng.random() < 0.3:
         e["extra"] = rand_value(rng)
+    for key, n in (("sha256", 64), ("md5", 32)):
+        if rng.random() < 0.1:
+            e[key] = rand_hex(rng, key, n)
     return e
+
+
+def rand_hex(rng: random.Random, key: str, n: int):
+    """A sha256 (n = 64) or md5 (32) field's value: mostly good hex, either case; or not."""
+    h = getattr(hashlib, key)(rng.randbytes(8)).hexdigest()
+    return rng.choice([h, h, h, h.upper(), None, h[:-1], h + "0", "g" + h[1:], "", 5, [h], " " * n])
 
 
 def build(rng: random.Random) -> tuple[str, bytes]:
@@ -159,9 +175,17 @@ def expected(raw: bytes):
             if type(size) is not int or size < 0:
                 return "err", None
             text = [o.get(k) for k in ("date", "time")]
-            out.append([name, *("" if v is None else str(v) for v in text), size])
-    if len(out) > MAX_BINS:
-        return "err", None
+            hexes = []
+            for key, n in (("sha256", 64), ("md5", 32)):
+                h = o.get(key)
+                if h is not None and not (
+                    isinstance(h, str)
+                    and len(h) == n
+                    and all(c in "0123456789abcdefABCDEF" for c in h)
+                ):
+                    return "err", None
+                hexes.append(None if h is None else h.lower())
+            out.append([name, *("" if v is None else str(v) for v in text), size, *hexes])
     big = any(len(json.dumps(o, ensure_ascii=False).encode()) > ENTRY_MAX - 64 for o in data)
     deep = any(_depth(o) > 18 for o in data)
     return ("either" if big or deep else "ok"), out
@@ -186,18 +210,34 @@ def test_generated_catalogs_give_a_clear_error_or_the_right_list(board):
     with CannedServer(routes) as srv:
         res = board.run(DEVICE.format(n=CASES, port=srv.port), heap=HEAP, timeout=300)
     assert res.returncode == 0, res.output[-2000:] + res.stderr
-    got = dict(json.loads(ln) for ln in res.output.splitlines() if ln.startswith("["))
-    assert len(got) == CASES
+    got: dict[int, list] = {}
+    handed: dict[int, list] = {}
+    for ln in res.output.splitlines():
+        if ln.startswith("["):
+            line = json.loads(ln)
+            if line[1] == "entry":
+                assert line[0] not in got, ln  # handed over before the case's outcome
+                handed.setdefault(line[0], []).append(line[2])
+            else:
+                assert line[0] not in got, ln
+                got[line[0]] = line[1]
+    assert sorted(got) == list(range(CASES))
     kinds: dict[str, int] = {}
+    most = 0
     for i, (kind, raw) in enumerate(cases):
         want, entries = expected(raw)
-        out = got[str(i)] if str(i) in got else got[i]
+        out = got[i]
         where = f"case {i} ({kind}): {raw[:120]!r} -> {out!r:.300}"
         if out[0] == "err":
             assert out[1] == "ValueError" and out[2].startswith("Invalid catalog list: "), where
             assert want in ("err", "either"), where
         else:
             assert want in ("ok", "either"), where
-            assert out[1] == entries, where
+            assert handed.get(i, []) == entries and out[1] == len(entries), where
+            most = max(most, len(entries))
         kinds[f"{kind}:{out[0]}"] = kinds.get(f"{kind}:{out[0]}", 0) + 1
-    print(f"\ncatalog fuzz, seed {SEED}: {CASES} catalogs at {HEAP} heap: {kinds}")
+    assert most > 48, most  # (the old cap: more bin entries than it let through)
+    print(
+        f"\ncatalog fuzz, seed {SEED}: {CASES} catalogs at {HEAP} heap, up to {most} bin "
+        f"entries handed over: {kinds}"
+    )

@@ -92,7 +92,7 @@ def test_deploy_puts_the_compiled_agent_boot_files_and_settings_on_the_board(
         "print(acupdate.config.__file__)\n"
         "print(repr(acupdate.repl.config()))\n"
         "s = io.StringIO()\n"
-        "try:\n    acupdate.config.parse_url(5)\n"
+        "try:\n    acupdate.config.Config(url=5)\n"
         "except ValueError as e:\n    sys.print_exception(e, s)\n"
         "print(s.getvalue())\n"
     )

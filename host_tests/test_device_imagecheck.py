@@ -1,6 +1,7 @@
-"""device/acupdate/ota/image.py under the real MicroPython: first-block refusals and the
-segment walk that measures an image inside a partition. Test images are built here with
-struct (and cross-checked once with `esptool image-info`)."""
+"""device/acupdate/ota/verify.py and ota/image.py under the real MicroPython (48K heap, the
+agent's promised heap for http): first-block refusals, the app descriptor, and the segment
+walk that measures an image inside a partition. Test images are built here with struct (and
+cross-checked once with `esptool image-info`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from host_tests.mpy_helpers import BIN, call_mpy, compile_device
 
 CHIP_ESP32, CHIP_S3 = 0, 9
+HEAP = "48K"  # the agent's promised heap for http (README)
 
 
 def app_desc(version: str = "1.2.3", project: str = "demo", idf: str = "v5.2.2") -> bytes:
@@ -80,15 +82,16 @@ def mpy_path(tmp_path_factory):
 
 
 def check(mpy_path, block: bytes, chip=None, size=None, space=None):
-    """imagecheck.check() on `block`, read from a file by the device code."""
+    """verify.check() on `block`, read from a file by the device code."""
     return call_mpy(
         f"""
-        from acupdate.ota import image as imagecheck
+        from acupdate.ota import verify
         f = open({part_file(block)!r}, "rb")
         block = f.read()
         f.close()
-        result = imagecheck.check(block, {chip!r}, {size!r}, {space!r})
+        result = verify.check(block, {chip!r}, {size!r}, {space!r})
         """,
+        heap=HEAP,
         path=mpy_path,
     )
 
@@ -152,15 +155,22 @@ def test_short_image_refused(mpy_path):
 def desc(mpy_path, block: bytes):
     return call_mpy(
         f"""
-        from acupdate.ota import image as ic
+        from acupdate.ota import image, verify
         f = open({part_file(block)!r}, "rb")
         b = f.read(4096)
-        result = [ic.app_desc(b), ic.check(b), ic.chip_name(9), ic.chip_name(99), ic.chip_id(b)]
+        d = image.AppDesc(b)
+        result = [[d.version, d.project, d.time, d.date, d.idf], verify.check(b),
+                  verify.chip_name(9), verify.chip_name(99), image.chip_id(b)]
         try:
-            ic.chip_id(b"\\x00" * 24)
+            image.chip_id(b"\\x00" * 24)
+        except ValueError as e:
+            result.append(str(e))
+        try:
+            image.AppDesc(b[:32] + b"\\x00" * 4 + b[36:])
         except ValueError as e:
             result.append(str(e))
         """,
+        heap=HEAP,
         path=mpy_path,
     )
 
@@ -176,6 +186,7 @@ def test_app_desc_and_chip_helpers(mpy_path):
             "unknown chip (chip id 99)",
             9,
             "not an ESP32 image header (24 bytes)",
+            "no app descriptor at offset 32 (block of 4096 bytes)",
         ],
     ]
     blank = desc(mpy_path, app_image(version="", project=""))
@@ -186,14 +197,15 @@ def walk(mpy_path, part: bytes, limit: int):
     """Run image_size() over `part` (written to a file, read by offset like a partition)."""
     return call_mpy(
         f"""
-        from acupdate.ota import image as imagecheck
+        from acupdate.ota import image
         f = open({part_file(part)!r}, "rb")
         def read(off, buf):
             f.seek(off)
             if f.readinto(buf) != len(buf):
                 raise OSError("short read at %d" % off)
-        result = imagecheck.image_size(read, {limit})
+        result = image.image_size(read, {limit})
         """,
+        heap=HEAP,
         path=mpy_path,
     )
 

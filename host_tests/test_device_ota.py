@@ -71,9 +71,11 @@ def test_image_facts_of_the_running_image(agent_board, image_v1):
         agent_board,
         """
 import json
-from acupdate.ota import slots
-cid, size, md5, desc = slots.image_facts(slots.running(), bytearray(4096))
-print(json.dumps([cid, size, md5, desc[0], desc[1], slots.running_state(), slots.otadata()]))
+from acupdate.ota import image, slots
+f = image.facts(slots.running(), bytearray(4096))
+d = f.desc
+print(json.dumps([f.chip, f.size, f.md5, d.version, d.project, slots.running_state(),
+                  slots.otadata()]))
 """,
     )
     assert got[:5] == [
@@ -112,7 +114,12 @@ def test_other_chip_image_written_is_refused_by_set_boot(agent_board):
     got, _ = run_json(
         agent_board, FEED.format(size=len(img), chunk=4096, md5=hashlib.md5(img).hexdigest())
     )
-    assert "refused by ESP-IDF validation" in got["error"] and got["boot"] == "ota_0"
+    assert got["error"] == (
+        "OSError: ESP-IDF refused to boot the new image: ESP_ERR_OTA_VALIDATE_FAILED (-5379): "
+        "the image in the slot is not a valid app image for this chip (magic, segments, "
+        "checksum or SHA-256)"
+    )
+    assert got["boot"] == "ota_0"
 
 
 def faulty_byte(image: bytes, kind: str) -> tuple[int, int]:

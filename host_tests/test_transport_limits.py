@@ -77,9 +77,9 @@ def test_a_drip_fed_body_ends_at_the_deadline(agent_board, image):
         elapsed = time.monotonic() - t0
         assert len(srv.seen) == 1  # no retry once the deadline has passed
     assert got["status"] == "FAIL", got
-    # 10,000 bytes came at once, then one a second: 1 or 2 more before the deadline.
-    assert got["error"].startswith("Update deadline of 3 s passed after 1000"), got
-    assert got["error"].endswith(f" of {SIZE} bytes"), got
+    # 10,000 bytes came at once, then one a second: 1 or 2 more before the deadline; two
+    # whole blocks of them were written, the rest is asked for again by a resume.
+    assert got["error"] == f"Update deadline of 3 s passed with 8192 of {SIZE} bytes written", got
     assert got["before"] == got["after"] == "ota_0" and not got["header"]
     assert elapsed < 15  # not the 5 s read timeout per byte
 
@@ -93,7 +93,7 @@ def test_a_drip_fed_head_ends_at_the_deadline(agent_board, image):
             [("app.bin", {}, SIZE)],
         )
     assert got["status"] == "FAIL", got
-    assert got["error"] == "reading the reply failed (the update's deadline passed)", got
+    assert got["error"] == "reading the reply failed (the update's deadline of 2 s passed)", got
 
 
 def test_a_stall_is_a_read_timeout(agent_board, image):

@@ -221,26 +221,31 @@ def test_extra_bytes_in_a_206_are_not_written(agent_board, image):
     assert agent_board.flash.read(slot.offset + SIZE, 4096) == b"\xff" * 4096
 
 
+PROMISED = "48K"  # the agent's promised heap for http (README)
+TIGHT = "38K"  # room for a plain update, not for a resume's code besides it
+
+
 def test_resume_heap_updater_api(board, image):
-    """A resume loads its code (acupdate.download.resume, .request, .headers, and
-    acupdate.http.client for the head) next to the transfer's: about 4 KiB more than a plain
-    update. A partial block at the drop is asked for again, so that the reply's head goes
-    through the block buffer as a first reply's does (no buffer of its own). At 44K the
-    resumed update works; at 40K (the plain update's budget) it fails with a clear error
-    and leaves nothing bootable."""
+    """A resume loads its request's code (acupdate.download.resume, .request and
+    acupdate.http.client) next to the transfer's. A partial block at the drop is asked for
+    again, so that the reply's head goes through the block buffer as a first reply's does
+    (no buffer of its own). At the promised heap (48K) the resumed update works; in a heap
+    that has no room for the resume's code it fails with a clear error and leaves nothing
+    bootable."""
     install_agent(board, mpy=True)
     full = image_reply(image)
     at = AT + 1234  # inside a block: the resume asks for it from AT
     got = {}
-    for heap in ("44K", "40K"):
+    for heap in (PROMISED, TIGHT):
         with ScriptServer(
             {"/app.bin": [cut(full, head_len(full) + at), partial_reply(image, AT)]}
         ) as srv:
             (got[heap],) = run_updates(board, cfg(srv), [("app.bin", {}, SIZE)], heap=heap)
             ranges = [s.range for s in srv.requests("/app.bin")]
-        assert ranges == ([None, f"bytes={AT}-"] if heap == "44K" else [None]), ranges
-    assert got["44K"]["status"] == "SUCCESS" and got["44K"]["md5"] == md5(image), got
-    assert got["40K"]["status"] == "FAIL", got
-    assert got["40K"]["error"].startswith(f"Connection dropped at byte {AT} of {SIZE}")
-    assert got["40K"]["error"].endswith("the heap has no room to resume")
-    assert got["40K"]["after"] == got["40K"]["before"] and not got["40K"]["header"]
+        assert ranges == ([None, f"bytes={AT}-"] if heap == PROMISED else [None]), (heap, ranges)
+    assert got[PROMISED]["status"] == "SUCCESS" and got[PROMISED]["md5"] == md5(image), got
+    tight = got[TIGHT]
+    assert tight["status"] == "FAIL", got
+    assert tight["error"].startswith(f"Connection dropped at byte {AT} of {SIZE}"), tight
+    assert tight["error"].endswith("the heap has no room to resume"), tight
+    assert tight["after"] == tight["before"] and not tight["header"]

@@ -1,23 +1,14 @@
-# acupdate.agent: the update-server client, AutoConnectUpdate's counterpart.
-# Status values, callbacks and error texts follow AutoConnectUpdate and the Arduino
-# HTTPUpdate client (see the wire protocol); the image is checked before a byte is
-# written and streamed into the inactive OTA slot by acupdate.ota. Requests (https,
-# authentication, redirects, deadline) and the catalog query are acupdate.download.request; the
-# request headers acupdate.download.headers; a download's start, with the reply's and the first
-# block's checks, acupdate.download.start; the rest, with its resume, acupdate.download.transfer.
-# Memory: the Updater's one 4096-byte buffer serves every phase (reply heads in its last
-# 1026 bytes, the catalog scan in its first 1024, the running image's MD5, the image
-# blocks). http stays loaded with the agent (loading it for each phase would leave the
-# heap in pieces); each phase imports what else it needs and unloads it when it ends
-# (fetch and the catalog; slots once the target is known; reqhdrs and imagecheck after the
-# headers; first, fetch, and imagecheck again, after the first block; transfer and ota
-# after the update), unless it was loaded before: catalog() and update() leave the
-# module set as they found it.
+# acupdate.agent: the update-server client, AutoConnectUpdate's counterpart (Updater).
+# Its status values, callbacks and error texts follow AutoConnectUpdate and the Arduino
+# HTTPUpdate client (see the wire protocol). The catalog is read as it arrives
+# (acupdate.download.catalog); an image is checked before a byte is written and streamed
+# into the inactive OTA slot (acupdate.download, acupdate.ota.writer). Each step runs in a
+# Phase: the modules it needs leave the heap when it ends (device/README.md).
 from micropython import const
 
-from . import loaded, unload
-from .config import cold
-from .http import response  # noqa: F401 (kept loaded, see above)
+from . import Phase
+from .download import Download
+from .http.response import Deadline, errname
 
 RESET = const(0)
 IDLE = const(1)
@@ -28,63 +19,123 @@ NOAVAIL = const(5)
 FAIL = const(6)
 NAMES = ("RESET", "IDLE", "START", "PROGRESS", "SUCCESS", "NOAVAIL", "FAIL")
 _BLOCK = const(4096)
+_ENTRY = const(1024)  # the catalog's largest entry: the first 1 KiB of the block buffer
+_HEX = "0123456789abcdefABCDEF"
 
 
 class Updater:
-    """Ask an update server for images and install one into the inactive OTA slot.
+    """Ask the update server of Config `cfg` for its images and install one into the
+    inactive OTA slot.
 
     on_start(), on_progress(amount, size), on_end(md5) and on_error(text) are optional
     callbacks; `status` is one of RESET..FAIL and `error` the last failure's text. `buf`:
-    the 4096-byte bytearray every phase works through (default: a new one)."""
+    the 4096-byte bytearray every step works through (default: a new one)."""
 
     def __init__(self, cfg, buf=None):
         self.cfg = cfg
         self.status = IDLE
         self.error = ""
         self.buf = buf or bytearray(_BLOCK)
-        self.listed = None  # the last catalog(), until the next update()
+        self.listed = None  # the entries the last catalog() or find() read, for update()
         self.on_start = self.on_progress = self.on_end = self.on_error = None
 
+    def scan(self, each):
+        """Query the catalog and call each(entry) for every bin entry (an
+        acupdate.download.catalog.Entry: name, date, time, size, sha256, md5) as it is
+        read, keeping none; each() may return True to stop. Returns the number of bin
+        entries read. OSError or ValueError when the query fails or the catalog is bad;
+        the query has its own deadline (Config's catalog_deadline)."""
+        cfg = self.cfg
+        deadline = Deadline(cfg.catalog_deadline, "the catalog query's deadline")
+        with Phase():
+            import acupdate.download.request
+
+            r = acupdate.download.request.get(
+                cfg, cfg.catalog_target(), b"", self.buf, deadline, None
+            )
+        try:
+            if r.status != 200:
+                raise OSError(
+                    "Update server responds (%d) to the catalog query for %s"
+                    % (r.status, cfg.url())
+                )
+            with Phase():
+                import acupdate.download.catalog
+
+                return acupdate.download.catalog.scan(
+                    r.readinto, each, memoryview(self.buf)[:_ENTRY]
+                )
+        finally:
+            r.close()
+
     def catalog(self):
-        """The server's bin entries: [(name, date, time, size)], an entry's sha256 a fifth
-        item when it has one. update(name) takes the size listed here (for a server that
-        sends the image without a Content-Length) and the sha256 (checked too)."""
+        """The server's bin entries, as a list of Entry; update(name) then takes the size,
+        sha256 and md5 listed here. For a catalog too long for the heap, OSError: scan()
+        and find() read any length."""
         self.listed = None
-        self.listed = self.cfg.listing(self.buf)
-        return self.listed
+        out = []
+        try:
+            self.scan(out.append)
+        except MemoryError:
+            n = len(out)
+            if not n:
+                raise  # the query itself had no room
+            out = None
+            raise OSError(
+                "the catalog's bin entries do not fit in the heap (%d read): use "
+                "Updater.scan() or find(), which keep none" % n
+            )
+        self.listed = out
+        return out
 
-    def headers(self, target):
-        """(the running image's chip id, the ESP32 HTTPUpdate request headers: (name,
-        value) pairs with this board's real values); `target`: the OTA slot to write."""
-        return cold("download.headers", "make", self, target)
+    def find(self, name):
+        """The catalog's bin Entry named `name`, or None: the catalog is read up to it.
+        update(name) then takes its size, sha256 and md5."""
+        found = []
 
-    def update(self, name, size=None, sha256=None):
-        """Download image `name` and make it boot next. Returns SUCCESS, NOAVAIL or FAIL.
+        def match(entry):
+            if entry.name == name:
+                found.append(entry)
+                return True
+            return False
+
+        self.listed = None
+        self.scan(match)
+        self.listed = found
+        return found[0] if found else None
+
+    def update(self, name, size=None, sha256=None, md5=None):
+        """Download image `name` and make it boot next. Returns SUCCESS, NOAVAIL (the server
+        answered 304: the board runs it) or FAIL (`error` says why).
 
         `size`: the image's size, for a server that sends no Content-Length; `sha256`: its
-        SHA-256 in hex, checked too (as is the server's x-SHA256 header). Both default to
-        what the last catalog() listed for `name`."""
+        SHA-256 in hex, checked too (as is the server's x-SHA256 header); `md5`: its MD5 in
+        hex, for a server that sends no x-MD5. They default to what the last catalog() or
+        find() listed for `name`; when the reply lacks a size or an x-MD5 that nothing gave,
+        the catalog is asked for them."""
         self.status = START
         self.error = ""
         if self.on_start:
             self.on_start()
         for e in self.listed or ():
-            if e[0] == name:  # the catalog's size and sha256 unless given
-                size = e[3] if size is None else size
-                sha256 = e[4] if sha256 is None and len(e) > 4 else sha256
-                break
+            if e.name == name:  # the catalog's figures, unless given
+                size = e.size if size is None else size
+                sha256 = e.sha256 if sha256 is None else sha256
+                md5 = e.md5 if md5 is None else md5
         self.listed = e = None  # the catalog's list is not kept during the update
-        before = loaded()
         try:
-            md5 = self._update(name, before, size, sha256)
+            for h, n in ((sha256, 64), (md5, 32)):
+                if h is not None and (not isinstance(h, str) or len(h) != n or h.strip(_HEX)):
+                    raise ValueError(
+                        "%s must be %d hex digits, got %r" % ("sha256" if n == 64 else "md5", n, h)
+                    )
+            md5 = self._download(name, size, sha256, md5)
         except (OSError, ValueError, MemoryError) as e:
             self.status = FAIL
-            self.error = str(e.args[0]) if e.args else type(e).__name__
+            self.error = error_text(e)
             if self.on_error:
                 self.on_error(self.error)
             return FAIL
-        finally:
-            unload(before)
         if md5 is None:
             self.status = NOAVAIL
             return NOAVAIL
@@ -93,36 +144,85 @@ class Updater:
             self.on_end(md5)
         return SUCCESS
 
-    def _update(self, name, before, size, sha):
-        import time
-
-        deadline = time.ticks_add(time.ticks_ms(), int(self.cfg.deadline * 1000))
-        target = self._target()
-        unload(before)  # slots is done
-        f = cold("download.headers", "facts", self)  # the running image's, kept for resumes
-        cid = f[0]
-        hdrs = cold("download.headers", "raw", target, f)
-        a = cold("download.start", "image", self, name, target, cid, hdrs, size, sha, deadline)
-        hdrs = None
-        if a is None:
-            return None
-        r = a[0]
+    def _download(self, name, size, sha256, md5):
+        # The image's MD5 once it is written and set to boot, or None for a 304. Each step
+        # is a Phase: its modules leave the heap before the next one's come.
+        cfg = self.cfg
+        deadline = Deadline(cfg.deadline, "the update's deadline")
+        dl = Download(name, cfg.image_target(name), deadline, size, sha256, md5)
+        r = None
         try:
-            b = a[1]
-            if not b[4]:  # the first block is in: check it before anything is written
-                cold(
-                    "ota.image", "check", memoryview(self.buf)[: b[3]], cid, b[1], target.info()[3]
-                )
-            b = None
-            from .download import transfer
-        except BaseException:
-            r.close()
-            raise
-        return transfer.run(self, a, target, f, size, deadline)
+            with Phase():  # the slot it goes to
+                import acupdate.ota.slots
 
-    # slots is used only from here, so that its functions stay out of _update's frame (a
-    # stale slot there would keep their code alive).
-    def _target(self):
-        from .ota import slots
+                dl.part = acupdate.ota.slots.target()
+            with Phase():  # the request's headers, with the running image's facts
+                import acupdate.download.headers
 
-        return slots.target()
+                dl.lines, dl.chip = acupdate.download.headers.for_download(dl.part, self.buf)
+            r = self._request(dl)
+            lacks = None
+            if r.status == 200:
+                if dl.md5 is None and "x-md5" not in r.headers:
+                    lacks = "No x-MD5 header for %s" % name  # a static host
+                elif dl.size is None and r.length < 0:  # chunked, or up to the end
+                    lacks = "Server Did Not Report Size for %s (no Content-Length)" % name
+            if lacks:
+                # The catalog entry's md5 and size (and sha256) stand in, read now; then the
+                # image is asked for again.
+                r.close()
+                r = None
+                self._from_catalog(dl, lacks)
+                r = self._request(dl)
+            if r.status == 304:  # the board runs this image
+                r.close()
+                return None
+            with Phase():  # the head's checks, the first block's, before anything is written
+                import acupdate.download.start
+
+                acupdate.download.start.begin(self, dl, r)
+                r = None
+            with Phase():  # the rest, written as it comes, resumed when it drops
+                import acupdate.download.transfer
+
+                return acupdate.download.transfer.run(self, dl)
+        finally:
+            if r is not None:
+                r.close()
+            if dl.reply is not None:
+                dl.reply.close()
+
+    def _request(self, dl):
+        # The reply to the request of Download `dl`, its head read.
+        with Phase():
+            import acupdate.download.request
+
+            return acupdate.download.request.get(
+                self.cfg, dl.target, dl.lines, self.buf, dl.deadline, dl
+            )
+
+    def _from_catalog(self, dl, lacks):
+        # Download `dl`'s md5, size and sha256 from its catalog entry; `lacks` says what its
+        # reply did not give.
+        try:
+            e = self.find(dl.name)
+        except (OSError, ValueError) as x:
+            raise OSError("%s, and its catalog entry cannot be read: %s" % (lacks, error_text(x)))
+        self.listed = None
+        if e is None:
+            raise OSError("%s, and the catalog of %s does not list it" % (lacks, self.cfg.url()))
+        dl.md5 = e.md5 if dl.md5 is None else dl.md5
+        dl.size = e.size if dl.size is None else dl.size
+        dl.sha256 = e.sha256 if dl.sha256 is None else dl.sha256
+
+
+def error_text(e):
+    """The words for exception `e` that ended an update or a query, for a person."""
+    a = e.args[0] if e.args else ""
+    if isinstance(e, MemoryError):
+        return "the heap is too small for this update (%s)" % (a or "MemoryError")
+    if isinstance(e, UnicodeError):
+        return "a text from the server is not valid UTF-8 (%s)" % (a or "UnicodeError")
+    if isinstance(a, int):
+        return errname(e)
+    return str(a) if a else type(e).__name__

@@ -1,34 +1,14 @@
-# acupdate.config: where the update server is and how the agent behaves.
-# Mirrors AutoConnectUpdate's settings: host, port (8000), path (".") on the server,
-# request timeout, LED pin and its active level, reboot after success; and the transport's:
-# https with the CA file that checks the server (port 443), basic authentication, connect
-# timeout, the whole update's deadline, retries of a dropped download and their backoff.
-# The checks and the URL parsing are in acupdate.settings, loaded only while they run.
+# acupdate.config: where the update server is and how the agent behaves (Config).
+# AutoConnectUpdate's settings (host, port 8000, path "." on the server, request timeout,
+# LED pin and its active level, reboot after success) and the transport's (https with the
+# board's CA file, basic authentication, connect timeout, the deadline of an update and of
+# a catalog query, retries of a dropped download and their backoff).
 from micropython import const
+
+from . import Phase
 
 _PORT = const(8000)
 _TIMEOUT = const(8)  # seconds, for connect and for each socket read
-_DEADLINE = const(600)  # seconds for a whole update
-
-
-def cold(name, key, *args):
-    """acupdate.<name>.<key>(*args), with module <name> loaded for the call only (unless
-    it was loaded already): code that runs rarely does not stay in the heap."""
-    from . import loaded, unload
-
-    before = loaded()
-    m = __import__("acupdate." + name, None, None, (key,))
-    try:
-        return getattr(m, key)(*args)
-    finally:
-        m = None
-        unload(before)
-        # Its code leaves the heap now, before anything else is allocated: what comes
-        # next finds the same free space whatever garbage the call left (the heap's
-        # layout, so its fragmentation, does not depend on a read's timing).
-        import gc
-
-        gc.collect()
 
 
 def quote(s, safe="/"):
@@ -43,24 +23,21 @@ def quote(s, safe="/"):
     return out.decode()
 
 
-def parse_url(url):
-    """'http[s]://host[:port][/path]' -> (host, port, path); path '.' when absent."""
-    return cold("settings", "parse_url", url)
-
-
 class Config:
     """Update settings. `Config(url="http://host:8000/fw")` or `Config("host", path="fw")`;
     https: `Config(url="https://host/fw", ca="/ca.der")` (the CA's certificate, DER or PEM,
     on the board). `user`/`password`: HTTP basic authentication. Seconds: `timeout` (each
-    read), `connect_timeout` (default: timeout), `deadline` (the whole update); a download
-    that drops is resumed up to `retries` times, after `backoff`, 2x, 4x... seconds."""
+    read), `connect_timeout` (default: timeout), `deadline` (a whole update),
+    `catalog_deadline` (a catalog query); a download that drops is resumed up to `retries`
+    times, after `backoff`, 2x, 4x... seconds. A bad setting is a ValueError naming it."""
 
     # Defaults: an instance stores only what differs (a small attribute table).
     led = ca = user = auth = None
     led_on = 1
     reboot = True
     tls = False
-    deadline = _DEADLINE
+    deadline = 600
+    catalog_deadline = 60
     retries = 3
     backoff = 0.5
 
@@ -76,13 +53,18 @@ class Config:
         url=None,
         **kw,
     ):
-        # kw: tls, ca, user, password, connect_timeout, deadline, retries, backoff. The
-        # checked values come back as (name, value) pairs and are set here, after cfgcheck
-        # has left the heap.
-        for k, v in cold(
-            "settings", "check", host, port, path, timeout, led, led_on, reboot, url, kw
-        ):
-            if v != getattr(Config, k, self):  # not the class's default
+        # kw: tls, ca, user, password, connect_timeout, deadline, catalog_deadline,
+        # retries, backoff.
+        with Phase():
+            import acupdate.settings
+
+            checked = acupdate.settings.check(
+                host, port, path, timeout, led, led_on, reboot, url, kw
+            )
+        # Set once the checks have left the heap: the instance's attribute table grows
+        # into the space they took, not between them (device/README.md).
+        for k, v in checked:
+            if v != getattr(Config, k, self):  # only what differs from the class's default
                 setattr(self, k, v)
 
     @classmethod
@@ -91,23 +73,13 @@ class Config:
         return cls(**d)
 
     def url(self):
-        return ("https://%s:%d/%s" if self.tls else "http://%s:%d/%s") % (
+        """The server's URL with its catalog folder: 'http://host:8000/fw'."""
+        return "%s://%s:%d/%s" % (
+            "https" if self.tls else "http",
             self.host,
             self.port,
             "" if self.path == "." else self.path,
         )
-
-    def listing(self, buf):
-        """The bin entries of the server's catalog (see acupdate.download.catalog.parse),
-        read through the 4096-byte `buf`: the query (acupdate.download.request) leaves the
-        heap before the parser comes."""
-        from .http import response  # noqa: F401 (the reply is a Response: loaded before, kept)
-
-        r = cold("download.request", "catalog", self, buf)
-        try:
-            return cold("download.catalog", "parse", r.readinto, memoryview(buf)[:1024])
-        finally:
-            r.close()
 
     def catalog_target(self):
         """Request target of the catalog query."""

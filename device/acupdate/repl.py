@@ -1,119 +1,160 @@
 # acupdate.repl: the agent for a person at the REPL (mpremote repl):
-#   from acupdate import repl
-#   repl.ls()                 the server's images
-#   repl.update("app.bin")    download, check, write, set boot (then reset)
-#   repl.status()             slots, versions, otadata states
-#   repl.confirm() / repl.rollback()
-# Settings come from /acupdate.json ("server": {...}) unless a url= is given.
+#   import acupdate.repl as ota
+#   ota.ls()                 the server's images, printed as they arrive
+#   ota.update("app.bin")    download, check, write, set boot (then reset)
+#   ota.status()             slots, versions, otadata states
+#   ota.confirm() / ota.rollback()
+# Settings come from /acupdate.json ("server": {...}) unless a url= is given. A failure of
+# the server, the network or the image is one printed line that says what happened and
+# what to try, and the call returns "FAIL"; a wrong argument type still raises.
+# The other commands' work, and what a failure prints, is acupdate.console's, loaded for
+# the command only (a Phase), so that an update has the heap it would take.
 import time
 
-SETTINGS = "/acupdate.json"
-_ROW = "  %-6s %-14s %-16s %s"
+from . import Phase
+from .config import Config  # noqa: F401 (loaded before config()'s Phase: a Config outlives it)
 
 
 def settings():
-    """The board's settings file as a dict ({} when there is none)."""
-    import json
+    """The board's settings file, /acupdate.json, as a dict ({} when there is none)."""
+    with Phase():
+        import acupdate.boardconfig
 
-    try:
-        with open(SETTINGS) as f:
-            return json.load(f)
-    except OSError:
-        return {}
+        return acupdate.boardconfig.load()
 
 
 def config(url=None, **kw):
-    from .config import Config
+    """The Config of the update server at `url`, or of /acupdate.json's "server" (with
+    `kw` over it)."""
+    with Phase():
+        import acupdate.boardconfig
 
-    if url is not None:
-        return Config(url=url, **kw)
-    d = settings().get("server")
-    if not d:
-        raise ValueError("no update server: pass url='http://host:8000/path' or deploy a config")
-    d = dict(d)
-    d.update(kw)
-    return Config.from_dict(d)
+        return acupdate.boardconfig.server(url, **kw)
 
 
-def _size(n):
-    if n >= 1048576:
-        return "%.2f MiB" % (n / 1048576)
-    if n >= 1024:
-        return "%.1f KiB" % (n / 1024)
-    return "%d B" % n
+def _failed(what, text):
+    # The failure's line (acupdate.console.failed); "FAIL".
+    with Phase():
+        import acupdate.console
+
+        return acupdate.console.failed(what, text)
 
 
 def ls(url=None):
-    """Print the update server's bin entries; returns them."""
-    from .agent import Updater
+    """Print the update server's bin entries as they arrive. Returns how many there are,
+    or "FAIL" (with a line saying why)."""
+    with Phase():
+        import acupdate.console
 
-    cfg = config(url)
-    entries = Updater(cfg).catalog()
-    print("Update server %s" % cfg.url())
-    if not entries:
-        print("  No available firmwares")
-        return entries
-    w = 4
-    for e in entries:
-        w = max(w, len(e[0]))
-    print("  %-*s  %-10s %-8s %10s" % (w, "name", "date", "time", "size"))
-    for e in entries:
-        print("  %-*s  %-10s %-8s %10s" % (w, e[0], e[1], e[2][:8], _size(e[3])))
-    return entries
+        return acupdate.console.ls(url)
+
+
+def status():
+    """Print each OTA slot: image version, otadata state, running / next boot. Returns the
+    running slot's otadata state."""
+    with Phase():
+        import acupdate.console
+
+        return acupdate.console.status()
+
+
+def confirm():
+    """Mark the running image valid, so the bootloader keeps it."""
+    with Phase():
+        import acupdate.console
+
+        return acupdate.console.confirm()
+
+
+def rollback(reset=False):
+    """Boot the other slot's image at the next reset (it must be a valid image); with
+    reset, reset now. Returns the slot's label."""
+    with Phase():
+        import acupdate.console
+
+        return acupdate.console.rollback(reset)
 
 
 def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
-    """Install image `name` from the update server (the only one when name is None)."""
-    from .agent import FAIL, NOAVAIL, Updater
-
+    """Install image `name` from the update server (the only one when name is None).
+    Returns "SUCCESS" (it boots at the next reset; with reboot, the board resets first),
+    "NOAVAIL" (the board runs it already), "FAIL" (a line says why), or None when there
+    is nothing to choose from or more than one image."""
+    # The block buffer first, while the heap is in one piece; the settings' checks before
+    # the agent's modules come: the heap is at its emptiest for each.
+    buf = bytearray(4096)
     kw = {}
     if reboot is not None:
         kw["reboot"] = reboot
     if timeout is not None:
         kw["timeout"] = timeout
-    cfg = config(url, **kw)
-    up = Updater(cfg)
+    try:
+        cfg = config(url, **kw)
+    except ValueError as e:
+        print("Update failed: %s" % e.args[0])
+        return "FAIL"
+    from .agent import NAMES, Updater, error_text
+
+    up = Updater(cfg, buf)
     if name is None:
-        entries = up.catalog()
-        if len(entries) != 1:
-            if entries:
-                print("Several images on the server; choose one: update(%r)" % entries[0][0])
-                for e in entries:
-                    print("  ", e[0])
-            else:
-                print("No available firmwares on %s" % cfg.url())
+        try:
+            name = _only(up, cfg)
+        except (OSError, ValueError, MemoryError) as e:
+            return _failed("Update", error_text(e))
+        if name is None:
             return None
-        name = entries[0][0]
     if not quiet:
-        where = (cfg.host, cfg.port, cfg.image_target(name))
-        print(
-            ("Updating from https://%s:%d%s" if cfg.tls else "Updating from http://%s:%d%s") % where
-        )
-        t0 = time.ticks_ms()
-        last = [-1]
-
-        def progress(amount, size):
-            # One line, redrawn in place: percent, bytes, rate.
-            pct = amount * 100 // size
-            if pct != last[0] or amount == size:
-                last[0] = pct
-                dt = max(time.ticks_diff(time.ticks_ms(), t0), 1)
-                rate = amount / 1.024 / dt
-                print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
-
-        up.on_progress = progress
-    st = up.update(name)
+        print("Updating %s from %s" % (name, cfg.url()))
+        up.on_progress = _progress()
+    st = NAMES[up.update(name)]
     if not quiet:
         print()
-    if st == NOAVAIL:
+    if st == "NOAVAIL":
         print("No update: the board already runs %s" % name)
-    elif st == FAIL:
-        print("Update failed: %s" % up.error)
+    elif st == "FAIL":
+        _failed("Update", up.error)
     else:
         print("Update successful: %s is written and boots at the next reset" % name)
         if cfg.reboot:
             _reboot(3)
     return st
+
+
+def _only(up, cfg):
+    # The name of the catalog's one bin entry, or None (with a line saying why).
+    first = []
+
+    def keep(e):
+        if not first:
+            first.append(e.name)
+
+    n = up.scan(keep)
+    if n == 1:
+        return first[0]
+    if n:
+        print(
+            "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
+            % (n, first[0])
+        )
+    else:
+        print("No available firmwares: the catalog of %s lists no .bin image" % cfg.url())
+    return None
+
+
+def _progress():
+    # The progress callback: one line, redrawn in place: percent, bytes, rate.
+    t0 = time.ticks_ms()
+    last = [-1]
+
+    def progress(amount, size):
+        pct = amount * 100 // size
+        if pct != last[0] or amount == size:
+            last[0] = pct
+            dt = max(time.ticks_diff(time.ticks_ms(), t0), 1)
+            rate = amount / 1.024 / dt
+            print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
+
+    return progress
 
 
 def _reboot(seconds):
@@ -128,45 +169,3 @@ def _reboot(seconds):
         return
     print()
     machine.reset()
-
-
-def status():
-    """Print each OTA slot: image version, otadata state, running / next boot."""
-    from . import loaded, unload
-
-    before = loaded()
-    from .ota import slots
-
-    rows = slots.table()
-    rs = slots.running_state()
-    rb = slots.rolled_back(rows)
-    unload(before)
-    print(_ROW % ("slot", "version", "otadata", ""))
-    for row in rows:
-        print(_ROW % row)
-    if rb:
-        print(rb[0].upper() + rb[1:])
-    if rs == "PENDING_VERIFY":
-        print("The running image is not confirmed: confirm() it, or the next reset rolls back.")
-    return rs
-
-
-def confirm():
-    """Mark the running image valid, so the bootloader keeps it."""
-    from .ota import slots
-
-    slots.confirm()
-    print("Running image confirmed")
-
-
-def rollback(reset=False):
-    """Boot the other slot's image at the next reset (it must be a valid image)."""
-    from .ota import slots
-
-    label = slots.rollback()
-    print("Next boot: %s" % label)
-    if reset:
-        import machine
-
-        machine.reset()
-    return label

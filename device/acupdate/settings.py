@@ -1,10 +1,10 @@
-# acupdate.settings: the checks of a Config's settings and the URL parsing (the update
-# server's URL, a redirect's Location). Loaded only while a Config is made or a redirect
-# is followed (acupdate.config.cold), so that its code and texts are not in the heap
-# during an update.
+# acupdate.settings: the checks of Config's settings, each refusal naming the setting and
+# the value it got. Config() runs them in a Phase of its own, so that this code and its
+# texts are not in the heap during an update.
 from micropython import const
 
-_PORT = const(8000)
+_DEADLINE = const(600)  # seconds for a whole update
+_CATALOG_DEADLINE = const(60)  # seconds for a catalog query
 _KNOWN = (
     "host",
     "port",
@@ -20,54 +20,15 @@ _KNOWN = (
     "password",
     "connect_timeout",
     "deadline",
+    "catalog_deadline",
     "retries",
     "backoff",
 )
 
 
-def split(url):
-    """'http[s]://host[:port][/rest]' -> (tls, host, port, '/rest' or ''); port 8000 for
-    http (AutoConnect's), 443 for https."""
-    if not isinstance(url, str):
-        raise ValueError("update server URL must be a string, got %r" % (url,))
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError("update server URL %r has no scheme: use http://host:port/path" % url)
-    scheme = scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError("update server URL %r: only http:// and https:// are supported" % url)
-    i = len(rest)
-    for c in "/?#":
-        j = rest.find(c)
-        if 0 <= j < i:
-            i = j
-    host, rest = rest[:i], rest[i:]
-    tls = scheme == "https"
-    port = 443 if tls else _PORT
-    i = host.rfind(":")
-    if i >= 0 and "]" not in host[i:]:
-        try:
-            port = int(host[i + 1 :])
-        except ValueError:
-            raise ValueError("update server URL %r: port %r is not a number" % (url, host[i + 1 :]))
-        host = host[:i]
-    if host[:1] == "[" and host[-1:] == "]":
-        host = host[1:-1]
-    if not host:
-        raise ValueError("update server URL %r has no host" % url)
-    return tls, host, port, rest
-
-
-def parse_url(url):
-    """'http[s]://host[:port][/path]' -> (host, port, path); path '.' when absent."""
-    host, port, path = split(url)[1:]
-    if "?" in path or "#" in path:
-        raise ValueError("update server URL %r: a query or fragment is not allowed" % url)
-    return host, port, path or "."
-
-
 def norm_path(path):
-    """Catalog folder as the server's `path` query wants it: relative, no edge slashes."""
+    """The catalog folder as the server's `path` query wants it: relative, no edge
+    slashes, '.' for the root."""
     if path is None:
         return "."
     if not isinstance(path, str):
@@ -81,10 +42,21 @@ def norm_path(path):
     return p
 
 
+def server_url(url):
+    """The Url of an update server's URL text: its target is the catalog folder, no query
+    or fragment."""
+    from .http.url import parse
+
+    u = parse(url)
+    if "?" in u.target or "#" in u.target:
+        raise ValueError("update server URL %r: a query or fragment is not allowed" % url)
+    return u
+
+
 def check(host, port, path, timeout, led, led_on, reboot, url, kw):
-    """Check Config.__init__'s arguments (`kw`: its other keyword arguments); the Config's
-    attributes, as a list of (name, value) pairs (connect_timeout resolved, user and
-    password as the Authorization header line `auth`)."""
+    """Check Config.__init__'s arguments (`kw`: its other keyword arguments): the settings
+    as (name, value) pairs, connect_timeout resolved, user and password turned into the
+    Authorization header line `auth`."""
     for k in kw:
         if k not in _KNOWN:
             raise ValueError("unknown update setting %r (known: %s)" % (k, ", ".join(_KNOWN)))
@@ -93,12 +65,13 @@ def check(host, port, path, timeout, led, led_on, reboot, url, kw):
     user = kw.get("user")
     password = kw.get("password")
     connect_timeout = kw.get("connect_timeout")
-    deadline = kw.get("deadline", 600)
+    deadline = kw.get("deadline", _DEADLINE)
+    catalog_deadline = kw.get("catalog_deadline", _CATALOG_DEADLINE)
     retries = kw.get("retries", 3)
     backoff = kw.get("backoff", 0.5)
     if url is not None:
-        tls = split(url)[0]
-        host, port, path = parse_url(url)
+        u = server_url(url)
+        tls, host, port, path = u.tls, u.host, u.port, u.target or "."
     if not isinstance(host, str) or not host:
         raise ValueError("update server host is missing, got %r" % (host,))
     if not isinstance(port, int) or not 0 < port < 65536:
@@ -109,12 +82,13 @@ def check(host, port, path, timeout, led, led_on, reboot, url, kw):
         ("timeout", timeout),
         ("connect_timeout", connect_timeout),
         ("deadline", deadline),
+        ("catalog_deadline", catalog_deadline),
     ):
-        if not isinstance(v, (int, float)) or v <= 0:
+        if not isinstance(v, (int, float)) or not 0 < v < 1e9:  # (NaN is not)
             raise ValueError("%s must be > 0 seconds, got %r" % (k, v))
     if not isinstance(retries, int) or retries < 0:
         raise ValueError("retries must be a count >= 0, got %r" % (retries,))
-    if not isinstance(backoff, (int, float)) or backoff < 0:
+    if not isinstance(backoff, (int, float)) or not 0 <= backoff < 1e9:
         raise ValueError("backoff must be >= 0 seconds, got %r" % (backoff,))
     if led is not None and (not isinstance(led, int) or led < 0):
         raise ValueError("LED pin must be a pin number >= 0 or None, got %r" % (led,))
@@ -151,32 +125,7 @@ def check(host, port, path, timeout, led, led_on, reboot, url, kw):
         ("auth", auth),
         ("connect_timeout", connect_timeout),
         ("deadline", deadline),
+        ("catalog_deadline", catalog_deadline),
         ("retries", retries),
         ("backoff", backoff),
     )
-
-
-def where(loc, tls, host, port, target):
-    """(tls, host, port, target) that a redirect's Location names, absolute (never from
-    https to http) or relative to `target` (for acupdate.download.request, which loads this module
-    only for a redirect)."""
-    loc = loc.split("#")[0]
-    for c in loc.encode():
-        if c <= 32 or c == 127:
-            raise OSError("Redirect to %r: a space or control character in the Location" % loc[:80])
-    if loc.startswith("//"):
-        loc = ("https:" if tls else "http:") + loc
-    if "://" in loc[:8]:
-        was = tls
-        try:
-            tls, host, port, loc = split(loc)
-        except ValueError:
-            raise OSError("Redirect to %r: not an http:// or https:// URL" % loc[:80])
-        if was and not tls:
-            raise OSError("Refused redirect from https to http://%s:%d%s" % (host, port, loc))
-        if loc[:1] != "/":
-            loc = "/" + loc
-    elif loc[:1] != "/":
-        t = target.split("?")[0]
-        loc = t[: t.rfind("/") + 1] + loc
-    return tls, host, port, loc

@@ -26,7 +26,7 @@ def job(name, ls):
         up.on_progress = progress
         up.on_end = done
         answer(ls)
-        if not [e for e in up.catalog() if e[0] == name]:
+        if up.find(name) is None:
             raise OSError("%s is not in the catalog of %s (any more)" % (name, up.cfg.url()))
         answer(ls)
         r = up.update(name)  # with the catalog's size and sha256
@@ -50,12 +50,15 @@ def job(name, ls):
 def _success(name, size, md5):
     import esp32
 
-    from .config import cold
+    from . import Phase
 
     p = esp32.Partition(esp32.Partition.BOOT)  # type: ignore[arg-type]
     buf = bytearray(256)
     p.readblocks(0, buf)
-    version = cold("ota.image", "app_desc", buf)[0]
+    with Phase():
+        from .ota import image
+
+        version = image.AppDesc(buf).version
     return "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (
         name,
         size,

@@ -83,23 +83,15 @@ def server_config():
     """The update server's Config: serve()'s update_server (a URL 'http://host:8000/path',
     or a Config), else the "server" of the board's settings file /acupdate.json (Config's
     arguments)."""
-    from .config import Config
+    if web.server is not None and not isinstance(web.server, str):
+        return web.server
+    from . import Phase
+    from .config import Config  # noqa: F401 (loaded before the Phase: its Config outlives it)
 
-    server = web.server
-    if isinstance(server, str):
-        return Config(url=server)
-    if server is not None:
-        return server
-    import json
+    with Phase():
+        import acupdate.boardconfig
 
-    try:
-        with open("/acupdate.json") as f:
-            d = json.load(f).get("server")
-    except OSError:
-        d = None
-    if not d:
-        raise ValueError("no update server: give serve() an update_server URL or deploy one")
-    return Config.from_dict(d)
+        return acupdate.boardconfig.server(web.server)
 
 
 def answer(s):

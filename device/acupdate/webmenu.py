@@ -33,7 +33,7 @@ async def catalog(w, url, entries):
             b"Firmware</th><th>Date</th><th>Time</th><th>Size</th></tr>"
         ]
         for i, e in enumerate(entries):
-            name, date, tm, size = e[:4]
+            name, date, tm, size = e.name, e.date, e.time, e.size
             rows.append(
                 b'<tr><td><input type="radio" name="bin" id="b%d" value="%s"%s></td><td>'
                 b'<label for="b%d">%s</label></td><td>%s</td><td>%s</td><td>%s</td></tr>'

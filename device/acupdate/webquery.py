@@ -1,5 +1,5 @@
 # acupdate.webquery: the UPDATE menu's catalog page, a job of acupdate.webjob (the web
-# server closed): the catalog query (acupdate.config's listing(): the agent's transport)
+# server closed): the catalog query (acupdate.agent's Updater.catalog(): the agent's transport)
 # leaves the heap before the page's module (acupdate.webmenu) comes; the page goes out on
 # the browser's connection, which the server handed over (webcat.menu).
 import gc
@@ -16,7 +16,9 @@ def job(s, ls):
         try:
             cfg = server_config()
             url = cfg.url()
-            entries = cfg.listing(web.block)
+            from .agent import Updater
+
+            entries = Updater(cfg, web.block).catalog()
         except Exception as e:  # MemoryError too: the page says what happened
             entries = web.msg(e)
         cfg = None

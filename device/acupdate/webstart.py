@@ -36,9 +36,9 @@ async def start(conn, port, user, password, host, update_server, idle):
 # rather than in the middle of an update, as islands that split the free space.
 _PAGES = (
     "webpage webframe webbar webviews webjob webbusy webupload multipart ota.image ota.slots "
-    "ota.writer webcat webmenu webquery webinstall agent config settings download.request "
-    "http.response http.client download.catalog download.start download.headers "
-    "download.resume download.transfer"
+    "ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config settings "
+    "boardconfig download.request http.response http.client http.url download.catalog "
+    "download.start download.headers download.resume download.transfer"
 )
 
 

@@ -1,7 +1,7 @@
 # acupdate.webupload: POST /update, a browser's multipart/form-data upload (file field
 # `firmware`, optional field `md5`) streamed into the next OTA slot as it arrives, with the
 # web server closed (acupdate.webjob).
-# The file's first bytes go through imagecheck.check (magic, app descriptor, chip, size)
+# The file's first bytes go through ota.verify.check (magic, app descriptor, chip, size)
 # before a Writer exists, so a refused file writes nothing. Then blocks go to flash as
 # they complete and the image header last (ota.Writer); the MD5 is computed here, compared
 # with the form's when it gives one, then the slot is read back and set to boot.
@@ -179,19 +179,19 @@ def _slot():
 
 
 def _check(first, size, target, run):
-    # Before a byte is written: the version, or ValueError (imagecheck.check: magic, app
-    # descriptor, chip; then the size). imagecheck is dropped on return.
+    # Before a byte is written: the version, or ValueError (ota.verify.check: magic, app
+    # descriptor, chip; then the size). The modules are dropped on return.
     global _too_large
-    from .ota import image as imagecheck
+    from .ota import image, verify
 
     try:
-        chip = imagecheck.chip_id(run)
-        imagecheck.check(first, chip)
+        chip = image.chip_id(run)
+        verify.check(first, chip)
         _too_large = size > target.info()[3]
-        imagecheck.check(first, chip, size, target.info()[3])
-        return imagecheck.app_desc(first)[0] if len(first) >= 176 else ""
+        verify.check(first, chip, size, target.info()[3])
+        return image.AppDesc(first).version if len(first) >= 176 else ""
     finally:
-        web.drop("ota.image")
+        web.drop("ota.image", "ota.verify")
 
 
 async def _image(mp, src, st):

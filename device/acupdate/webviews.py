@@ -23,7 +23,7 @@ async def home(src, w, head):
     buf = bytearray(256)
     run.readblocks(0, buf)
     try:
-        version = imagecheck.app_desc(buf)[0] or "(blank)"
+        version = imagecheck.AppDesc(buf).version or "(blank)"
     except ValueError:
         version = "(no app descriptor)"
     esc = webframe.esc

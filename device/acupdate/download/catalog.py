@@ -1,21 +1,20 @@
-# acupdate.download.catalog: the update server's list of images, parsed
-# (acupdate.download.request.catalog asks for it: GET /_catalog?op=list&path=<path>
-# answers a JSON array
-# of objects). The array is scanned
-# from the socket through one fixed buffer, one element at a time; only that element is
-# handed to json.loads, so memory does not grow with the number of entries. Entries of
-# type "bin" (any case) are kept as (name, date, time, size), and the entry's "sha256" as a
-# fifth item when it gives one; "file", "directory" skipped.
+# acupdate.download.catalog: the update server's catalog (GET /_catalog?op=list&path=<path>
+# answers a JSON array of objects) read as it arrives: the array is scanned from the reply
+# through one fixed buffer, one element at a time; only that element goes to json.loads, and
+# each "bin" entry (any case) is handed on as an Entry ("file" and "directory" entries are
+# skipped). So memory does not grow with the catalog, however long it is.
 from micropython import const
 
+from . import Entry
+
 BUF = const(1024)  # default buffer: also the largest catalog entry accepted
+_HEXDIGITS = "0123456789abcdefABCDEF"
 
 _WS = b" \t\r\n"
 _DELIM = b' \t\r\n,:[]{}"'
 _ESC = b'"\\/bfnrt'
 _HEX = b"0123456789abcdefABCDEF"
 _DEPTH = const(20)  # nesting limit inside one entry
-MAX_BINS = const(48)  # bin entries kept: a bounded list, whatever the catalog holds
 # What the entry scanner expects next (values ordered: see the <= tests).
 _VAL = const(0)  # a value (after ':', or ',' in an array)
 _VAL_END = const(1)  # a value or ']' (after '[')
@@ -164,9 +163,9 @@ class _Scan:
         raise _bad("entry %d: unexpected %r at byte %d" % (index, chr(c), self.seen + p - 1))
 
 
-def parse(readinto, buf=None):
-    """Bin entries of a catalog body: a list of (name, date, time, size) tuples, with the
-    entry's sha256 (64 hex digits) as a fifth item when it has one.
+def scan(readinto, each, buf=None):
+    """Read a catalog body and call each(entry) for every bin Entry, in order, as it is
+    read; each() may return True to stop there. Returns the number of bin entries read.
 
     `readinto(mv)` fills mv from the body (fewer bytes only at its end); `buf` bounds an
     entry's size. Anything but a JSON array of objects raises ValueError."""
@@ -179,7 +178,7 @@ def parse(readinto, buf=None):
     if c != 91:  # [
         raise _bad("not a JSON array (starts with %r)" % chr(c))
     sc.p += 1
-    out = []
+    bins = 0
     i = 0  # entries so far
     while True:
         c = sc.skip_ws()
@@ -195,24 +194,13 @@ def parse(readinto, buf=None):
             o = json.loads(sc.mv[s:e])
         except ValueError:
             raise _bad("entry %d is not valid JSON: %r" % (i, bytes(sc.mv[s : min(e, s + 60)])))
-        name = o.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad("entry %d has no name" % i)
-        kind = o.get("type")
-        if isinstance(kind, str) and kind.lower() == "bin":
-            size = o.get("size", 0)
-            if not isinstance(size, int) or size < 0:
-                raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
-            if len(out) == MAX_BINS:
-                raise _bad("more than %d bin entries: the board keeps at most that many" % MAX_BINS)
-            d, t, h = o.get("date"), o.get("time"), o.get("sha256")
-            e = (_pairs(name), "" if d is None else str(d), "" if t is None else str(t), size)
-            if h is not None:
-                if not isinstance(h, str) or len(h) != 64 or h.strip(_HEX.decode()):
-                    raise _bad("entry %d (%s) has sha256 %r, not 64 hex digits" % (i, name, h))
-                e += (h,)
-            out.append(e)
+        entry = _entry(o, i)
         o = None
+        if entry is not None:
+            bins += 1
+            if each(entry):
+                return bins
+            entry = None
         i += 1
         c = sc.skip_ws()
         sc.p += 1
@@ -227,7 +215,39 @@ def parse(readinto, buf=None):
             )
     if sc.skip_ws() != -1:
         raise _bad("data after the array at byte %d" % (sc.seen + sc.p))
-    return out
+    return bins
+
+
+def _entry(o, i):
+    # The Entry of element `o` (the i-th), None when it is not a bin entry.
+    name = o.get("name")
+    if not isinstance(name, str) or not name:
+        raise _bad("entry %d has no name" % i)
+    kind = o.get("type")
+    if not isinstance(kind, str) or kind.lower() != "bin":
+        return None
+    size = o.get("size", 0)
+    if not isinstance(size, int) or size < 0:
+        raise _bad("entry %d (%s) has size %r, not a byte count" % (i, name, size))
+    d, t = o.get("date"), o.get("time")
+    return Entry(
+        _pairs(name),
+        "" if d is None else str(d),
+        "" if t is None else str(t),
+        size,
+        _hex(o, "sha256", 64, i, name),
+        _hex(o, "md5", 32, i, name),
+    )
+
+
+def _hex(o, key, n, i, name):
+    # Entry field `key`: n hex digits (lower case), or None when absent.
+    h = o.get(key)
+    if h is None:
+        return None
+    if not isinstance(h, str) or len(h) != n or h.strip(_HEXDIGITS):
+        raise _bad("entry %d (%s) has %s %r, not %d hex digits" % (i, name, key, h, n))
+    return h.lower()
 
 
 def _pairs(s):

@@ -1,15 +1,16 @@
-# acupdate.http.client: the head of an HTTP exchange for acupdate.http.response, loaded on its first
-# request (and left to the caller to unload): the connection (and TLS handshake), the
-# request's head, and the reply's status line and headers read through the Response's one
-# line buffer (a line over 1 KiB, more than 64 headers or a garbage status line is a
-# ValueError, never a memory blow-up).
+# acupdate.http.client: one HTTP/1.1 GET (Connection: close) of a Url: connect, the TLS
+# handshake for https, the request's head, and the reply's status line and headers, read
+# through the Response's line buffer (a line over 1 KiB, more than 64 headers or a status
+# line that is not "HTTP/1.x NNN" is a ValueError). Every step, the handshake too, waits
+# without blocking and never past the caller's Deadline. The body is the Response's to
+# read.
+import select
 import socket
 
 from micropython import const
 
-from .response import Response, _errname, _find
+from .response import LINE_MAX, Response, errname, find
 
-_LINE_MAX = const(1024)  # as in http
 _MAX_HEADERS = const(64)
 # Headers kept in Response.headers (lower-case names); all others are skipped unread.
 KEEP = (
@@ -23,112 +24,135 @@ KEEP = (
 )
 
 
-def request(
-    host,
-    port,
-    target,
-    headers=(),
-    timeout=8,
-    buf=None,
-    tls=None,
-    deadline=None,
-    connect_timeout=None,
-):
-    """http.request()."""
-    if buf is not None and len(buf) < _LINE_MAX + 2:
-        raise ValueError("head buffer needs %d bytes, got %d" % (_LINE_MAX + 2, len(buf)))
+def request(url, lines, buf, deadline, timeout, connect_timeout, context=None):
+    """GET Url `url` and read the reply's head; the Response, whose
+    body is still to read (close() it).
+
+    `lines`: the request's other header lines (bytes, each ending in CRLF; Host and
+    Connection are added here). `buf`: the line buffer (LINE_MAX + 2 bytes at least, also
+    used to send the request). `deadline`: a Deadline for every step. `timeout`: seconds
+    a read may wait for a byte; `connect_timeout`: for the connect. `context`: a
+    tls.SSLContext for https (acupdate.http.tls)."""
+    if len(buf) < LINE_MAX + 2:
+        raise ValueError("head buffer needs %d bytes, got %d" % (LINE_MAX + 2, len(buf)))
+    where = "%s:%d" % (url.host, url.port)
     try:
-        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        ai = socket.getaddrinfo(url.host, url.port, 0, socket.SOCK_STREAM)[0]
     except OSError as e:
-        raise OSError(
-            "Cannot connect to %s:%d: name lookup failed (%s)" % (host, port, _errname(e))
-        )
-    r = Response(socket.socket(ai[0], socket.SOCK_STREAM), buf)
-    r.deadline = deadline
+        raise OSError("Cannot connect to %s: name lookup failed (%s)" % (where, errname(e)))
+    r = Response(socket.socket(ai[0], socket.SOCK_STREAM), buf, deadline, int(timeout * 1000))
     try:
         try:
-            r.sock.settimeout(connect_timeout or timeout)
+            r.sock.settimeout(min(connect_timeout, deadline.left() / 1000))
             r.sock.connect(ai[-1])
-            r.sock.settimeout(timeout)
         except OSError as e:
-            raise OSError("Cannot connect to %s:%d (%s)" % (host, port, _errname(e)))
-        if tls is not None:
-            try:
-                r.sock = tls.wrap_socket(r.sock, server_hostname=host)
-            except (OSError, ValueError) as e:
-                # mbedTLS's reason ("The certificate is not correctly signed by the
-                # trusted CA"), or the error code's name
-                a = e.args[0] if e.args else ""
-                a = a.strip() if isinstance(a, str) else _errname(e)
-                raise OSError("TLS with %s:%d failed: %s" % (host, port, a))
-        _put(r, b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (target, host, port))
-        for h in headers.items() if isinstance(headers, dict) else headers:
-            _put(r, h if isinstance(h, bytes) else b"%s: %s\r\n" % h)
-        _put(r, b"\r\n")
-        r.sock.write(r._mv[: r._n])
-        r._n = 0
-        if deadline is not None:
-            r.sock.setblocking(False)
-            r.wait = int(timeout * 1000)
+            raise OSError("Cannot connect to %s (%s)" % (where, errname(e)))
+        r.sock.setblocking(False)
+        if context is not None:
+            # The handshake happens in the first write, step by step: see _send.
+            r.sock = context.wrap_socket(
+                r.sock, server_hostname=url.host, do_handshake_on_connect=False
+            )
+        head = b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (url.target, where)
+        try:
+            _send(r, head)
+            for h in lines:
+                _send(r, h)
+            _send(r, b"\r\n")
+            _flush(r)
+        except (OSError, ValueError) as e:
+            if context is None:
+                raise OSError("Sending the request to %s failed (%s)" % (where, errname(e)))
+            # mbedTLS's reason ("The certificate is not correctly signed by the trusted
+            # CA"), or the error code's name
+            a = e.args[0] if e.args else ""
+            raise OSError(
+                "TLS with %s failed: %s" % (where, a.strip() if isinstance(a, str) else errname(e))
+            )
         _head(r)
-        r.poll = None  # (when waits are rare, the body's reads go without it)
     except BaseException:
         r.close()
         raise
     return r
 
 
-def _put(self, data):
-    # Queue request bytes in the head buffer, sending it whenever it is full.
-    mv = self._mv
+def _send(r, data):
+    # Queue request bytes in the line buffer, sending it whenever it is full.
+    mv = r._mv
     i = 0
     n = len(data)
     while i < n:
-        k = min(n - i, len(mv) - self._n)
+        k = min(n - i, len(mv) - r._n)
         # (a slice of bytes is a copy: a view when only part of `data` fits)
-        mv[self._n : self._n + k] = data if k == n else memoryview(data)[i : i + k]
-        self._n += k
+        mv[r._n : r._n + k] = data if k == n else memoryview(data)[i : i + k]
+        r._n += k
         i += k
-        if self._n == len(mv):
-            self.sock.write(mv)
-            self._n = 0
+        if r._n == len(mv):
+            _flush(r)
 
 
-def _head(self):
-    # The status line and the headers (KEEP's kept) of reply `self`.
-    s, e = self._line("status line")
-    line = bytes(self._mv[s:e])
-    try:
-        if line[:7] != b"HTTP/1." or len(line) < 12 or line[8] != 32:
-            raise ValueError
-        self.status = int(line[9:12])
-    except ValueError:
+def _flush(r):
+    # Write the queued bytes. A write that cannot go yet (the socket's buffer is full, or a
+    # TLS handshake waits for the server) returns None: wait, within the deadline, then
+    # try again.
+    mv = r._mv
+    sent = 0
+    while sent < r._n:
+        k = r.sock.write(mv[sent : r._n])
+        if k is None:
+            r.wait_ready(select.POLLIN | select.POLLOUT)
+        else:
+            sent += k
+    r._n = 0
+
+
+def _head(r):
+    # The status line and the headers (KEEP's kept) of reply `r`.
+    s, e = r.line("status line")
+    line = r.text(s, e)
+    # "HTTP/1.x NNN" then a space and a reason, or nothing: three digits, no more.
+    if (
+        line[:7] != b"HTTP/1."
+        or len(line) < 12
+        or line[8] != 32
+        or not line[9:12].isdigit()
+        or (len(line) > 12 and line[12] != 32)
+    ):
         raise ValueError("Bad HTTP status line: %r" % line[:60])
-    h = self.headers
+    r.status = int(line[9:12])
+    h = r.headers
     for _ in range(_MAX_HEADERS + 1):
-        s, e = self._line("headers")
+        s, e = r.line("headers")
         if s == e:
             break
-        c = _find(self._b, 58, s, e)
+        c = find(r._mv, 58, s, e)  # ':'
         if c <= s:
-            raise ValueError("Bad HTTP header line: %r" % bytes(self._mv[s : min(e, s + 60)]))
-        name = bytes(self._mv[s:c]).strip().lower().decode()
-        if name in KEEP:
-            h[name] = bytes(self._mv[c + 1 : e]).strip().decode()
+            raise ValueError("Bad HTTP header line: %r" % r.text(s, min(e, s + 60)))
+        try:
+            name = r.text(s, c).strip().lower().decode()
+            if name in KEEP:
+                h[name] = r.text(c + 1, e).strip().decode()
+        except UnicodeError:
+            raise ValueError("Bad HTTP header line (not UTF-8): %r" % r.text(s, min(e, s + 60)))
     else:
         raise ValueError("more than %d HTTP headers" % _MAX_HEADERS)
-    te = h.get("transfer-encoding")
-    cl = h.get("content-length")
+    _framing(r)
+
+
+def _framing(r):
+    # The body's framing, from the kept headers.
+    te = r.headers.get("transfer-encoding")
+    cl = r.headers.get("content-length")
     if te is not None:
         if te.lower() != "chunked":
             raise ValueError("unsupported Transfer-Encoding %r" % te)
-        self.chunked = True
-        self._left = 0
+        r.chunked = True
+        r._left = 0
     elif cl is not None:
         if not cl.isdigit():
             raise ValueError("Bad Content-Length %r" % cl)
-        self.length = self._left = int(cl)
-    if self.status in (204, 304) or self.status < 200:
-        self._left = 0
-        self.chunked = False
-    self._done = self._left == 0 and not self.chunked
+        r.length = r._left = int(cl)
+    if r.status in (204, 304) or r.status < 200:
+        r._left = 0
+        r.chunked = False
+    r._done = r._left == 0 and not r.chunked

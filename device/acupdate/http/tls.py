@@ -1,7 +1,7 @@
-# acupdate.http.tls: the TLS context for an https:// update server. mbedTLS checks during the
-# handshake that the server's certificate chains to a CA certificate of the board's file
-# and names the host. The file holds one DER certificate, or PEM ones (a bundle is read
-# one certificate at a time). Loaded only to make the context.
+# acupdate.http.tls: the TLS context for an https:// update server, from a CA file on the
+# board: mbedTLS checks during the handshake that the server's certificate chains to one of
+# its certificates and names the host. The file holds one DER certificate, or PEM ones (a
+# bundle is read one certificate at a time).
 import binascii
 
 import tls

@@ -92,7 +92,7 @@ def table():
         info = p.info()
         p.readblocks(0, buf)
         try:
-            version = imagecheck.app_desc(buf)[0] or "(blank)"
+            version = imagecheck.AppDesc(buf).version or "(blank)"
         except ValueError:
             version = "(no image)"
         state = "-"

@@ -1,4 +1,4 @@
-# acupdate.ota.writer: stream an image into the inactive OTA partition, safely.
+# acupdate.ota.writer: an image streamed into the inactive OTA slot, safely (Writer).
 #
 # Blocks are written as they complete, each erased first (writeblocks with 3 arguments),
 # and hashed (MD5, and SHA-256 when one is expected) as they are written.
@@ -13,22 +13,10 @@ import hashlib
 
 from micropython import const
 
+from . import md5hex
+
 _BLOCK = const(4096)
 _HOLD = const(16)
-
-
-def md5hex(part, size, buf):
-    """Hex MD5 of the first `size` bytes of Partition `part`, read through the 4096-byte
-    `buf`."""
-    h = hashlib.md5()
-    mv = memoryview(buf)
-    blk = 0
-    while size > 0:
-        part.readblocks(blk, buf)
-        h.update(mv if size >= _BLOCK else mv[:size])
-        size -= _BLOCK
-        blk += 1
-    return binascii.hexlify(h.digest()).decode()
 
 
 class Writer:
@@ -133,5 +121,7 @@ class Writer:
         try:
             self.part.set_boot()
         except OSError as e:
-            raise OSError("image refused by ESP-IDF validation (%s)" % (e.args[0],))
+            from .errors import words
+
+            raise OSError("ESP-IDF refused to boot the new image: %s" % words(e))
         return got

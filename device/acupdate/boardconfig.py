@@ -1,0 +1,33 @@
+# acupdate.boardconfig: the board's settings file, /acupdate.json (tools.deploy writes it:
+# "wifi", "server", "health", "startup", ...), and the Config of its update server.
+
+PATH = "/acupdate.json"
+
+
+def load():
+    """The board's settings file as a dict ({} when there is none)."""
+    import json
+
+    try:
+        with open(PATH) as f:
+            return json.load(f)
+    except OSError:
+        return {}
+
+
+def server(url=None, **kw):
+    """The Config of the update server at `url`, or of the settings file's "server" (with
+    `kw` over it). ValueError when there is none or a setting is wrong."""
+    from .config import Config
+
+    if url is not None:
+        return Config(url=url, **kw)
+    d = load().get("server")
+    if not d:
+        raise ValueError(
+            "no update server: pass url='http://host:8000/path', or deploy one (tools.deploy "
+            "--server URL)"
+        )
+    d = dict(d)
+    d.update(kw)
+    return Config.from_dict(d)

@@ -1,0 +1,92 @@
+# acupdate.console: what the REPL commands print, apart from an update's progress: a
+# failure in one line with a hint, the catalog's rows as they arrive (ls), the slot table
+# (status), confirm, rollback. acupdate.repl loads it for a command only.
+
+_ROW = "  %-6s %-14s %-16s %s"
+_ENTRY = "  %-24s %-10s %-8s %10s"
+
+
+def failed(what, text):
+    """Print one line for a failure of `what`, with a hint where one helps; "FAIL"."""
+    if "ECONNREFUSED" in text or "EHOSTUNREACH" in text or "name lookup" in text:
+        text += ": is the update server running, and is its URL right?"
+    elif "ETIMEDOUT" in text or "deadline" in text:
+        text += ": the server or the network is slow or gone; try again"
+    elif "(404)" in text:
+        text += ": ota.ls() lists the server's images"
+    print("%s failed: %s" % (what, text))
+    return "FAIL"
+
+
+def _size(n):
+    if n >= 1048576:
+        return "%.2f MiB" % (n / 1048576)
+    if n >= 1024:
+        return "%.1f KiB" % (n / 1024)
+    return "%d B" % n
+
+
+def ls(url=None):
+    """Print the update server's bin entries as they arrive. Returns how many there are,
+    or "FAIL" (with a line saying why)."""
+    from .agent import Updater, error_text
+    from .boardconfig import server
+
+    try:
+        cfg = server(url)
+    except ValueError as e:
+        return failed("ls", error_text(e))
+    print("Update server %s" % cfg.url())
+    seen = [0]
+
+    def row(e):
+        if not seen[0]:
+            print(_ENTRY % ("name", "date", "time", "size"))
+        seen[0] += 1
+        print(_ENTRY % (e.name, e.date, e.time[:8], _size(e.size)))
+
+    try:
+        n = Updater(cfg).scan(row)
+    except (OSError, ValueError, MemoryError) as e:
+        return failed("ls", error_text(e))
+    if not n:
+        print("  No available firmwares: the catalog lists no .bin image")
+    return n
+
+
+def status():
+    """Print each OTA slot: image version, otadata state, running / next boot."""
+    from .ota import slots
+
+    rows = slots.table()
+    rs = slots.running_state()
+    rb = slots.rolled_back(rows)
+    print(_ROW % ("slot", "version", "otadata", ""))
+    for row in rows:
+        print(_ROW % row)
+    if rb:
+        print(rb[0].upper() + rb[1:])
+    if rs == "PENDING_VERIFY":
+        print("The running image is not confirmed: confirm() it, or the next reset rolls back.")
+    return rs
+
+
+def confirm():
+    """Mark the running image valid, so the bootloader keeps it."""
+    from .ota import slots
+
+    slots.confirm()
+    print("Running image confirmed")
+
+
+def rollback(reset=False):
+    """Boot the other slot's image at the next reset (it must be a valid image)."""
+    from .ota import slots
+
+    label = slots.rollback()
+    print("Next boot: %s" % label)
+    if reset:
+        import machine
+
+        machine.reset()
+    return label
