@@ -415,11 +415,38 @@ def test_bad_transport_options_exit_2_with_a_message(args, words, capsys, tmp_pa
 def test_package_json_lists_every_module_and_the_project_version():
     pkg = json.loads((ROOT / "package.json").read_text())
     urls = dict(pkg["urls"])
-    assert sorted(urls) == MODULES
+    assert sorted(urls) == MODULES, "run: python -m tools.devicepkg"
     for dest, src in urls.items():
         assert src == f"device/{dest}" and (ROOT / src).is_file()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert pkg["version"] == version
+
+
+def test_manifest_freezes_the_same_modules_as_package_json():
+    """device/manifest.py, in micropython-lib's convention, read as the firmware build's
+    manifest tool reads it: metadata() and package() called with the file's own words."""
+    calls: dict[str, tuple] = {}
+
+    def metadata(**kw):
+        calls["metadata"] = ((), kw)
+
+    def package(name, files=None, base_path=".", opt=None):
+        calls["package"] = ((name, files), {"base_path": base_path, "opt": opt})
+
+    manifest = ROOT / "device" / "manifest.py"
+    exec(
+        compile(manifest.read_text(), str(manifest), "exec"),
+        {"metadata": metadata, "package": package},
+    )
+    (name, files), kw = calls["package"]
+    base = manifest.parent / kw["base_path"]
+    assert name == "acupdate" and (base / name).is_dir()
+    assert sorted(f"{name}/{f}" for f in files) == sorted(
+        dict(json.loads((ROOT / "package.json").read_text())["urls"])
+    )
+    assert all((base / name / f).is_file() for f in files)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert calls["metadata"][1]["version"] == version
 
 
 def test_mip_install_from_the_local_repository(serial, board):

@@ -1,13 +1,19 @@
 """The device package (device/acupdate) as files: the one list of its modules that every host
-tool uses (the deploy, the tests' installer, the benchmarks, the package.json check), and
-its build: the sources copied, or compiled with mpy-cross, with the package's folders kept.
+tool uses (the deploy, the tests' installer, the benchmarks), its build (the sources copied,
+or compiled with mpy-cross, with the package's folders kept), and the two package
+descriptions written from that list: package.json (for `mpremote mip install`) and
+device/manifest.py (micropython-lib's manifest, to freeze the agent into a firmware).
+
+    python -m tools.devicepkg        rewrite package.json and device/manifest.py
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +73,40 @@ def build(out: Path, *, mpy: bool, package: Path = PACKAGE) -> list[Path]:
             shutil.copy2(src, target)
         made.append(target)
     return made
+
+
+def version() -> str:
+    """The project's version (pyproject.toml)."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def package_json() -> str:
+    """package.json for `mpremote mip install`: every module, from device/."""
+    urls = ",\n".join(f"    {json.dumps([m, 'device/' + m])}" for m in modules())
+    return f'{{\n  "urls": [\n{urls}\n  ],\n  "version": {json.dumps(version())}\n}}\n'
+
+
+def manifest() -> str:
+    """device/manifest.py in micropython-lib's convention: freezing it with a firmware build
+    puts the agent's code in flash, where it costs no heap."""
+    files = "".join(f"        {json.dumps(m.split('/', 1)[1])},\n" for m in modules())
+    return (
+        "# The acupdate agent, to freeze into a MicroPython firmware build:\n"
+        '#   include("path/to/acupdate/device/manifest.py") in the board\'s manifest.\n'
+        "# Written by `python -m tools.devicepkg` from the package's modules.\n"
+        f'metadata(description="OTA update agent for MicroPython on ESP32", '
+        f'version="{version()}")\n'
+        'package(\n    "acupdate",\n    (\n' + files + '    ),\n    base_path=".",\n'
+        "    opt=3,\n)\n"
+    )
+
+
+def main() -> int:
+    (ROOT / "package.json").write_text(package_json())
+    (DEVICE / "manifest.py").write_text(manifest())
+    print(f"package.json and device/manifest.py list {len(modules())} modules")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@
 The stubs are laid out as a typeshed of their own: MicroPython's stdlib stubs stand in
 for CPython's, so a call the ESP32 firmware does not have is an error here.
 
-  python -m tools.typecheck [PATH ...]     (default: device/ boot.py main.py)
+  python -m tools.typecheck [PATH ...]     (default: device/acupdate boot.py main.py)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ["device", "boot.py", "main.py"]
+DEFAULT = ["device/acupdate", "boot.py", "main.py"]  # (device/manifest.py is the firmware build's)
 
 
 class TypecheckError(Exception):
