@@ -190,11 +190,11 @@ def test_catalog_survives_fifo_and_unicode_names(srv: UpdateServer, root: Path) 
     assert "filename*=UTF-8''fw-%C3%A9t%C3%A9.bin" in response.getheader("Content-Disposition")
 
 
-def test_catalog_lists_each_images_sha256_when_asked(
+def test_catalog_lists_each_images_sha256_and_md5_when_asked(
     root: Path, files: dict[str, bytes], srv: UpdateServer
 ) -> None:
     plain = catalog(srv)
-    assert not any("sha256" in entry for entry in plain)
+    assert not any("sha256" in entry or "md5" in entry for entry in plain)
     with UpdateServer(root, sha256=True) as server:
         listed = catalog(server)
         # app.bin and link_in.bin (the same real file) are hashed once, and the image
@@ -206,16 +206,21 @@ def test_catalog_lists_each_images_sha256_when_asked(
         assert server.md5_computations == 1
         sub = catalog(server, "sub")
     digest = hashlib.sha256(files["app.bin"]).hexdigest()
-    assert response.getheader("x-SHA256") == digest
+    md5 = hashlib.md5(files["app.bin"]).hexdigest()
+    assert response.getheader("x-SHA256") == digest and response.getheader("x-MD5") == md5
     entries = {entry["name"]: entry for entry in listed}
     assert entries["app.bin"]["sha256"] == entries["link_in.bin"]["sha256"] == digest
+    assert entries["app.bin"]["md5"] == entries["link_in.bin"]["md5"] == md5
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    # otherwise the catalog is the same: same entries, same fields, sha256 after size
-    assert [{k: v for k, v in entry.items() if k != "sha256"} for entry in listed] == plain
-    assert list(entries["app.bin"]) == ["name", "type", "date", "time", "size", "sha256"]
+    # otherwise the catalog is the same: same entries, same fields, md5 and sha256 after size
+    digests = ("md5", "sha256")
+    assert [{k: v for k, v in entry.items() if k not in digests} for entry in listed] == plain
+    assert list(entries["app.bin"]) == ["name", "type", "date", "time", "size", "md5", "sha256"]
     assert [e["name"] for e in listed if "sha256" in e] == ["app.bin", "link_in.bin"]
+    assert [e["name"] for e in listed if "md5" in e] == ["app.bin", "link_in.bin"]
     inner = {entry["name"]: entry for entry in sub}["inner.bin"]
     assert inner["sha256"] == hashlib.sha256(files["sub/inner.bin"]).hexdigest()
+    assert inner["md5"] == hashlib.md5(files["sub/inner.bin"]).hexdigest()
     assert "sha256" not in {entry["name"]: entry for entry in sub}["fw"]
 
 
@@ -227,6 +232,7 @@ def test_catalog_sha256_follows_a_replaced_image(root: Path) -> None:
         os.replace(root / "tmp.bin", root / "app.bin")
         second = {e["name"]: e for e in catalog(server)}["app.bin"]
     assert second["sha256"] == hashlib.sha256(new).hexdigest() != first
+    assert second["md5"] == hashlib.md5(new).hexdigest()
     assert second["size"] == len(new)
 
 

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sha256",
         action="store_true",
         help="also give each image's SHA-256 (hex): an x-SHA256 header on image replies and "
-        'a "sha256" field in each bin entry of the catalog (devices check it besides the MD5)',
+        'a "sha256" field in each bin entry of the catalog (devices check it besides the MD5); '
+        'the entries list their "md5" too (hashed once, cached): the catalog of an export',
     )
     tls = parser.add_argument_group("HTTPS")
     tls.add_argument("--cert", metavar="FILE", help="certificate chain (PEM); turns on HTTPS")

@@ -173,8 +173,8 @@ class UpdateServer:
     ``cert``/``key`` (PEM files) turn on HTTPS; ``user``/``password`` turn on
     HTTP basic authentication for every request; ``sha256`` adds the file's
     SHA-256 (hex) to image replies (an x-SHA256 header) and to each bin entry of
-    the catalog (a ``sha256`` field; listing hashes each image once, from the
-    digest cache the image replies share). Raises ServerError for settings it
+    the catalog (``md5`` and ``sha256`` fields; listing hashes each image once, from
+    the digest cache the image replies share). Raises ServerError for settings it
     cannot use.
 
     For tests: ``requests`` keeps the last ``history`` requests as
