@@ -286,7 +286,8 @@ def _file(
     md5, sha, size = _copy(item.source, dest)
     report.written.append(rel)
     dest_st = os.stat(dest)
-    settled = started - src_st.st_mtime_ns > RACY_NS and os.stat(item.source) == src_st
+    still = signature(os.stat(item.source)) == tuple(src_sig)
+    settled = started - src_st.st_mtime_ns > RACY_NS and still
     return {
         "md5": md5,
         "sha256": sha,
@@ -393,9 +394,8 @@ def export(options: Options) -> Report:
     wanted |= {"nginx/acupdate.conf", "nginx/nginx.conf"}
     _remove_stale(out, previous, wanted, {i.rel for i in items if i.kind == "directory"}, report)
     manifest = {"format": FORMAT, "files": records, "wrote": sorted(wanted)}
-    with open(os.path.join(out, MANIFEST + ".tmp"), "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=1, sort_keys=True)
-    os.replace(os.path.join(out, MANIFEST + ".tmp"), os.path.join(out, MANIFEST))
+    text = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    _write(out, MANIFEST, text, Report(out))  # the export's own notes: not in the report
     return report
 
 

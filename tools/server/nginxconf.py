@@ -79,6 +79,18 @@ def folder_regex(rel: str) -> str:
     return "^" + LEAD + MID.join("".join(_char(c) for c in n) for n in names) + TAIL + "$"
 
 
+def folder_map(folders: dict[str, str]) -> list[tuple[str | None, str, str]]:
+    """The catalog query's map, in nginx's order: (regex, or None for the empty value, what
+    it maps to: "refused" or "/<listing file>", the folder). nginx looks an empty value up
+    as a string and tries no regex on it; otherwise the first regex that matches wins."""
+    entries: list[tuple[str | None, str, str]] = [(p, "refused", "") for p in REFUSED]
+    for rel, name in sorted(folders.items()):
+        if rel == ".":  # no path (or path=) is the root
+            entries.insert(0, (None, f"/{name}", "."))
+        entries.append((folder_regex(rel), f"/{name}", rel))
+    return entries
+
+
 def quoted(text: str) -> str:
     """``text`` as one double-quoted nginx token (no variables are expanded in it only
     where the directive takes none: see ``value()``)."""
@@ -156,12 +168,9 @@ def server_block(site: Site) -> str:
         "# The folder a catalog query names (raw path argument) -> its listing file.",
         "map $arg_path $acupdate_folder {",
     ]
-    for pattern in REFUSED:
-        out.append(f"    {regex('~' + pattern)} refused;")
-    for rel, name in sorted(site.folders.items()):
-        if rel == ".":  # nginx tries no regex on an empty value: no path (or path=) is "."
-            out.append(f'    "" /{name};')
-        out.append(f"    {regex('~' + folder_regex(rel))} /{name};  # {rel}")
+    for key, found, rel in folder_map(site.folders):
+        token = '""' if key is None else regex("~" + key)
+        out.append(f"    {token} {found};" + (f"  # {rel}" if rel else ""))
     out += [
         "    default missing;",
         "}",
@@ -175,7 +184,7 @@ def server_block(site: Site) -> str:
         "    default $http_x_esp32_sta_mac;",
         "}",
         "log_format acupdate '$remote_addr $acupdate_mac \"$request\" $status $body_bytes_sent '",
-        "                    '${request_time}s';",
+        "                    '${request_time}s \"$http_range\"';",
         "",
         "server {",
         f"    listen {site.listen}{' ssl' if site.cert else ''};",

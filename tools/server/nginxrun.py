@@ -13,11 +13,14 @@ import os
 import pwd
 import selectors
 import signal
+import socket
 import subprocess
 import threading
 import time
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
+
+from .export import Options, Report, export
 
 NGINX = "/usr/sbin/nginx"
 READY = b"start worker processes"
@@ -26,6 +29,36 @@ UNPRIVILEGED = "nobody"
 
 class NginxError(Exception):
     """nginx did not start (its log says why) or is missing."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (another program may take it before nginx)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(
+    catalog: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    attempts: int = 5,
+    **options: Any,
+) -> tuple[Nginx, int, Report]:
+    """Export ``catalog`` to ``out`` listening on ``host`` and a free port, and start nginx
+    on it: (the started Nginx, its port, the export's report). A port taken between the
+    probe and nginx's bind is tried again with another."""
+    for attempt in range(attempts):
+        port = free_port(host)
+        report = export(Options(os.fspath(catalog), os.fspath(out), f"{host}:{port}", **options))
+        run = options.get("run_dir") or os.path.join(out, "run")
+        nginx = Nginx(os.path.join(out, "nginx", "nginx.conf"), run_dir=run)
+        try:
+            return nginx.start(), port, report
+        except NginxError as err:
+            if "Address already in use" not in str(err) or attempt == attempts - 1:
+                raise
+    raise AssertionError("not reached")
 
 
 class Nginx:
