@@ -123,14 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=512,
         metavar="N",
-        help="connections served at once; more get 503 (default 512)",
+        help="connections open at once (default 512); when all are open, a new one takes "
+        "the place of the one waiting longest for its request; when all are busy answering, "
+        "it gets 503",
+    )
+    limits.add_argument(
+        "--head-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a connection has for its TLS handshake and each request head, idle time "
+        "before a kept-alive request included (default 10): slow clients cannot hold it",
     )
     limits.add_argument(
         "--timeout",
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="drop a connection idle this long (default 30)",
+        help="drop a connection when one read or write waits this long (default 30)",
     )
     return parser
 
@@ -159,6 +169,7 @@ def serve(args: argparse.Namespace) -> int:
         password=_password(args),
         timeout=args.timeout,
         max_clients=args.max_clients,
+        head_timeout=args.head_timeout,
         sha256=args.sha256,
         history=0,  # the access log goes to stderr; nobody reads the in-memory copy
     )
