@@ -40,6 +40,7 @@ BUSY_REPLY = (
 )
 
 
+EVICTIONS_EVERY = 10.0  # seconds between two warnings about dropped connections
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 
@@ -73,6 +74,8 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.waiting: dict[socket.socket, float] = {}
         self.evicted: set[socket.socket] = set()
         self.evictions = 0
+        self.evictions_said = 0  # how many the last warning had counted
+        self.evictions_told = -EVICTIONS_EVERY  # when it was written (time.monotonic())
         self.tls_keys: dict[socket.socket, socket.socket] = {}  # TLS socket -> accepted one
         self.closing = False
         super().__init__(address, UpdateRequestHandler, bind_and_activate=False)
@@ -94,12 +97,17 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 self.active[request] = request
                 self.waiting[request] = time.monotonic()
         if dropped is not None:
-            log.info(
-                "%s: dropped to make room (--max-clients %d reached): it waited longest for "
-                "its request",
-                _peer(dropped),
-                self.app.max_clients,
-            )
+            log.debug("%s: dropped to make room (--max-clients reached)", _peer(dropped))
+            now = time.monotonic()
+            if now - self.evictions_told >= EVICTIONS_EVERY:  # one line, not one per drop
+                log.warning(
+                    "--max-clients %d reached: dropped %d connection(s) that waited longest "
+                    "for their request head (%d since start)",
+                    self.app.max_clients,
+                    self.evictions - self.evictions_said,
+                    self.evictions,
+                )
+                self.evictions_told, self.evictions_said = now, self.evictions
             try:  # at the OS level: its thread's read ends at once (a TLS one too)
                 socket.socket.shutdown(dropped, socket.SHUT_RDWR)
             except OSError:
