@@ -663,17 +663,24 @@ def test_a_new_client_takes_the_place_of_one_waiting_for_its_request(
     with UpdateServer(root, max_clients=2) as server:
         kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         assert fetch(server, "/_catalog?op=list", conn=kept)[0] == 200  # then idle, kept alive
+        assert server.wait_for(lambda: server.waiting_connections == 1)
         silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        assert server.wait_for(lambda: server.open_connections == 2)
+        assert server.wait_for(lambda: server.waiting_connections == 2)
         # Full: a device is served, in the place of the one that waited longest (kept).
         assert fetch(server, "/app.bin", DEVICE)[2] == files["app.bin"]
-        assert fetch(server, "/app.bin", DEVICE)[2] == files["app.bin"]  # then silent's
-        assert server.evictions == 2
-        assert silent.recv(1) == b""  # closed by the server
-        silent.close()
+        assert server.evictions == 1
+        assert server.wait_for(lambda: server.open_connections == 1)  # silent is left
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
             fetch(server, "/_catalog?op=list", conn=kept)
         kept.close()
+        later = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        assert server.wait_for(lambda: server.waiting_connections == 2)
+        assert fetch(server, "/app.bin", DEVICE)[2] == files["app.bin"]  # silent's place
+        assert server.evictions == 2
+        assert silent.recv(1) == b""  # closed by the server
+        assert server.wait_for(lambda: server.open_connections == 1)  # later is kept
+        silent.close()
+        later.close()
 
 
 @pytest.mark.parametrize("tls", [False, True])

@@ -115,6 +115,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         if busy:
             self._refuse(request, client_address)
             return
+        self.app._changed_now()  # for wait_for(): one more connection open, and waiting
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -154,7 +155,9 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             key = self.tls_keys.get(conn, conn)
             if key in self.evicted or key not in self.active:
                 return None
-            return self.waiting.setdefault(key, time.monotonic())
+            since = self.waiting.setdefault(key, time.monotonic())
+        self.app._changed_now()
+        return since
 
     def got_head(self, conn: socket.socket) -> bool:
         """The connection's request head is complete: no longer evictable. False when it
@@ -379,6 +382,12 @@ class UpdateServer:
         return server.evictions if server is not None else 0
 
     @property
+    def waiting_connections(self) -> int:
+        """Open connections waiting for a request head (or their TLS handshake)."""
+        server = self._server
+        return len(server.waiting) if server is not None else 0
+
+    @property
     def open_connections(self) -> int:
         """Connections being served right now (keep-alive ones included)."""
         server = self._server
@@ -387,7 +396,8 @@ class UpdateServer:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Wait until ``predicate()`` is true.
 
-        Re-checked after every logged request and every closed connection.
+        Re-checked after every logged request, every connection opened or closed, and
+        every connection that starts waiting for a request.
         """
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
