@@ -304,6 +304,7 @@ def test_export_command_line(catalog: Path, tmp_path: Path, capsys):
         (["-d", str(catalog), "--out", str(site), "--user", "u"], "needs both --user"),
         (["-d", str(catalog), "--out", str(site), "--listen", "host:99999"], "--listen"),
         (["-d", str(tmp_path / "nope"), "--out", str(site)], "is not a folder"),
+        (["-d", str(catalog), "--out", str(tmp_path / "a$b")], "read its '$' as a variable"),
     ]
     for args, words in bad:
         assert main(["export", *args]) == 2, args

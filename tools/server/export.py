@@ -116,6 +116,10 @@ def _check(options: Options) -> tuple[str, str]:
                 f"--out {options.out!r} has files but no {MANIFEST}: not an earlier export "
                 "(choose an empty or new folder)"
             )
+    paths = (("--out", out), ("--cert", options.cert), ("--key", options.key))
+    for what, path in (*paths, ("--run-dir", options.run_dir)):
+        if path is not None and "$" in os.path.realpath(path):
+            raise ExportError(f"{what} {path!r}: nginx would read its '$' as a variable")
     if (options.cert is None) != (options.key is None):
         raise ExportError("HTTPS needs both a certificate (--cert) and its private key (--key)")
     if options.cert and options.key:

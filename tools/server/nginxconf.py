@@ -92,8 +92,9 @@ def folder_map(folders: dict[str, str]) -> list[tuple[str | None, str, str]]:
 
 
 def quoted(text: str) -> str:
-    """``text`` as one double-quoted nginx token (no variables are expanded in it only
-    where the directive takes none: see ``value()``)."""
+    """``text`` as one double-quoted nginx token. Where a directive expands variables, a
+    '$' in it would name one: the export refuses paths with a '$' (see ``value()`` for
+    header values)."""
     if any(ord(c) < 32 or c == "\x7f" for c in text) or "\\" in text:
         raise ValueError(f"{text!r} has a control character or a backslash")
     return '"' + text.replace('"', '\\"') + '"'
