@@ -190,11 +190,11 @@ def test_catalog_survives_fifo_and_unicode_names(srv: UpdateServer, root: Path) 
     assert "filename*=UTF-8''fw-%C3%A9t%C3%A9.bin" in response.getheader("Content-Disposition")
 
 
-def test_catalog_lists_each_images_sha256_when_asked(
+def test_catalog_lists_each_images_sha256_and_md5_when_asked(
     root: Path, files: dict[str, bytes], srv: UpdateServer
 ) -> None:
     plain = catalog(srv)
-    assert not any("sha256" in entry for entry in plain)
+    assert not any("sha256" in entry or "md5" in entry for entry in plain)
     with UpdateServer(root, sha256=True) as server:
         listed = catalog(server)
         # app.bin and link_in.bin (the same real file) are hashed once, and the image
@@ -206,16 +206,21 @@ def test_catalog_lists_each_images_sha256_when_asked(
         assert server.md5_computations == 1
         sub = catalog(server, "sub")
     digest = hashlib.sha256(files["app.bin"]).hexdigest()
-    assert response.getheader("x-SHA256") == digest
+    md5 = hashlib.md5(files["app.bin"]).hexdigest()
+    assert response.getheader("x-SHA256") == digest and response.getheader("x-MD5") == md5
     entries = {entry["name"]: entry for entry in listed}
     assert entries["app.bin"]["sha256"] == entries["link_in.bin"]["sha256"] == digest
+    assert entries["app.bin"]["md5"] == entries["link_in.bin"]["md5"] == md5
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    # otherwise the catalog is the same: same entries, same fields, sha256 after size
-    assert [{k: v for k, v in entry.items() if k != "sha256"} for entry in listed] == plain
-    assert list(entries["app.bin"]) == ["name", "type", "date", "time", "size", "sha256"]
+    # otherwise the catalog is the same: same entries, same fields, md5 and sha256 after size
+    digests = ("md5", "sha256")
+    assert [{k: v for k, v in entry.items() if k not in digests} for entry in listed] == plain
+    assert list(entries["app.bin"]) == ["name", "type", "date", "time", "size", "md5", "sha256"]
     assert [e["name"] for e in listed if "sha256" in e] == ["app.bin", "link_in.bin"]
+    assert [e["name"] for e in listed if "md5" in e] == ["app.bin", "link_in.bin"]
     inner = {entry["name"]: entry for entry in sub}["inner.bin"]
     assert inner["sha256"] == hashlib.sha256(files["sub/inner.bin"]).hexdigest()
+    assert inner["md5"] == hashlib.md5(files["sub/inner.bin"]).hexdigest()
     assert "sha256" not in {entry["name"]: entry for entry in sub}["fw"]
 
 
@@ -227,6 +232,7 @@ def test_catalog_sha256_follows_a_replaced_image(root: Path) -> None:
         os.replace(root / "tmp.bin", root / "app.bin")
         second = {e["name"]: e for e in catalog(server)}["app.bin"]
     assert second["sha256"] == hashlib.sha256(new).hexdigest() != first
+    assert second["md5"] == hashlib.md5(new).hexdigest()
     assert second["size"] == len(new)
 
 
@@ -634,19 +640,78 @@ def test_keep_alive_serves_several_requests(srv: UpdateServer, files: dict[str, 
         assert fetch(srv, "/app.bin", DEVICE, conn=conn)[2] == files["app.bin"]
 
 
-def test_too_many_clients_get_503(root: Path) -> None:
+def test_too_many_busy_clients_get_503(root: Path) -> None:
+    (root / "big.bin").write_bytes(image(32 * 1024 * 1024, 9))
     with UpdateServer(root, max_clients=1) as server:
-        with contextlib.closing(
-            http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        ) as first:
-            assert fetch(server, "/_catalog?op=list", conn=first)[0] == 200  # stays open
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first:
+            head = "".join(f"{k}: {v}\r\n" for k, v in DEVICE.items())
+            first.sendall(f"GET /big.bin HTTP/1.1\r\n{head}\r\n".encode())
+            assert first.recv(12) == b"HTTP/1.1 200"  # busy: the rest waits for this reader
             # The next device is told to come back later (it is answered at once,
             # before it sends its request: the reply cannot be lost to a reset).
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
                 reply = sock.recv(4096)
             assert status_of(reply) == 503 and b"\r\nRetry-After: " in reply
+            assert server.evictions == 0
         assert server.wait_for(lambda: server.open_connections == 0)
         assert fetch(server, "/_catalog?op=list")[0] == 200  # the slot is free again
+
+
+def test_a_new_client_takes_the_place_of_one_waiting_for_its_request(
+    root: Path, files: dict[str, bytes]
+) -> None:
+    with UpdateServer(root, max_clients=2) as server:
+        kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        assert fetch(server, "/_catalog?op=list", conn=kept)[0] == 200  # then idle, kept alive
+        assert server.wait_for(lambda: server.waiting_connections == 1)
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        assert server.wait_for(lambda: server.waiting_connections == 2)
+        # Full: a device is served, in the place of the one that waited longest (kept).
+        assert fetch(server, "/app.bin", DEVICE)[2] == files["app.bin"]
+        assert server.evictions == 1
+        assert server.wait_for(lambda: server.open_connections == 1)  # silent is left
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            fetch(server, "/_catalog?op=list", conn=kept)
+        kept.close()
+        later = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        assert server.wait_for(lambda: server.waiting_connections == 2)
+        assert fetch(server, "/app.bin", DEVICE)[2] == files["app.bin"]  # silent's place
+        assert server.evictions == 2
+        assert silent.recv(1) == b""  # closed by the server
+        assert server.wait_for(lambda: server.open_connections == 1)  # later is kept
+        silent.close()
+        later.close()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_request_head_or_handshake_has_head_timeout_seconds(
+    root: Path, tmp_path: Path, tls: bool
+) -> None:
+    # One byte every 0.4 s: each of the server's reads is quick, the whole head is not.
+    if tls:  # the start of a ClientHello record of 512 bytes
+        cert, key = make_certificate(tmp_path)
+        options: dict = {"cert": cert, "key": key}
+        data = b"\x16\x03\x01\x02\x00\x01" + b"\x00" * 511
+    else:
+        options = {}
+        data = b"GET /_catalog?op=list HTTP/1.1\r\n" + b"X-Slow: yes\r\n" * 40
+    with UpdateServer(root, head_timeout=1.5, timeout=30, **options) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            began = time.monotonic()
+            sent = 0
+            sock.settimeout(0.4)
+            while time.monotonic() - began < 25:
+                try:
+                    if sock.recv(65536) == b"":
+                        break  # closed by the server
+                except TimeoutError:
+                    sock.sendall(data[sent : sent + 1])
+                    sent += 1
+                except ConnectionResetError:
+                    break
+            took = time.monotonic() - began
+        assert server.wait_for(lambda: server.open_connections == 0, timeout=30)
+    assert 1.5 <= took < 25 and sent >= 3, (took, sent)
 
 
 def test_stop_closes_idle_connections(root: Path) -> None:
@@ -818,6 +883,7 @@ def test_cli_help() -> None:
     )
     assert result.returncode == 0
     options = ("--port", "--bind", "--catalog", "--log", "--cert", "--key", "--user", "--sha256")
+    options += ("--max-clients", "--head-timeout", "--timeout")
     for option in options:
         assert option in result.stdout
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
 from .core import ServerError, UpdateServer
+from .export import ExportError, export
+from .export import Options as ExportOptions
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -27,7 +30,34 @@ only to clients that send the HTTPUpdate User-Agent and x-ESP32-*/x-ESP8266-*
 headers. Replace an image with a rename (write a temporary file, then mv), not
 in place, so a device never downloads a half-written file.
 
-exit status: 0 after Ctrl-C or SIGTERM, 2 when the server cannot start."""
+exit status: 0 after Ctrl-C or SIGTERM, 2 when the server cannot start.
+
+For a fleet: `acupdate-server export --catalog FOLDER --out SITE` writes the
+catalog as a static tree and an nginx configuration answering the same protocol
+(see `acupdate-server export --help`)."""
+
+EXPORT_DESCRIPTION = """\
+Write a catalog folder as a static tree plus an nginx configuration that
+answers the update-server protocol of acupdate-server: the catalog query
+/_catalog?op=list&path=<folder> for every folder (the same JSON, with each
+image's md5 and sha256), images with x-MD5 and x-SHA256 to ESP32/ESP8266
+HTTPUpdate clients, 304 when the device runs the image already, HEAD and Range,
+basic authentication and HTTPS. Run it again after changing the catalog: it
+rewrites only what changed (reload nginx when it says its configuration did)."""
+
+EXPORT_EPILOG = """\
+written under --out:
+  www/                   the document root: the files, and _catalog (the root
+                         folder's listing); a plain static host serves this
+  catalogs/              each folder's listing, for nginx's catalog query
+  nginx/acupdate.conf    include it in the http {} block of your nginx
+  nginx/nginx.conf       or run nginx with it as any user:
+                           nginx -c SITE/nginx/nginx.conf   (absolute path)
+  nginx/htpasswd         with --user
+  run/                   (--run-dir) nginx.conf's pid, logs and temporary files
+  export.json            what was written (for the next export)
+
+exit status: 0 done, 2 bad options or folders."""
 
 
 def _level(name: str) -> int:
@@ -72,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sha256",
         action="store_true",
         help="also give each image's SHA-256 (hex): an x-SHA256 header on image replies and "
-        'a "sha256" field in each bin entry of the catalog (devices check it besides the MD5)',
+        'a "sha256" field in each bin entry of the catalog (devices check it besides the MD5); '
+        'the entries list their "md5" too (hashed once, cached): the catalog of an export',
     )
     tls = parser.add_argument_group("HTTPS")
     tls.add_argument("--cert", metavar="FILE", help="certificate chain (PEM); turns on HTTPS")
@@ -92,14 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=512,
         metavar="N",
-        help="connections served at once; more get 503 (default 512)",
+        help="connections open at once (default 512); when all are open, a new one takes "
+        "the place of the one waiting longest for its request; when all are busy answering, "
+        "it gets 503",
+    )
+    limits.add_argument(
+        "--head-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a connection has for its TLS handshake and each request head, idle time "
+        "before a kept-alive request included (default 10): slow clients cannot hold it",
     )
     limits.add_argument(
         "--timeout",
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="drop a connection idle this long (default 30)",
+        help="drop a connection when one read or write waits this long (default 30)",
     )
     return parser
 
@@ -128,6 +169,7 @@ def serve(args: argparse.Namespace) -> int:
         password=_password(args),
         timeout=args.timeout,
         max_clients=args.max_clients,
+        head_timeout=args.head_timeout,
         sha256=args.sha256,
         history=0,  # the access log goes to stderr; nobody reads the in-memory copy
     )
@@ -154,7 +196,84 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acupdate-server export",
+        description=EXPORT_DESCRIPTION,
+        epilog=EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-d", "--catalog", required=True, metavar="FOLDER", help="folder holding the images"
+    )
+    parser.add_argument("--out", required=True, metavar="SITE", help="folder to write")
+    parser.add_argument(
+        "--listen",
+        default="8000",
+        metavar="[ADDRESS:]PORT",
+        help="nginx's listen address (default 8000: every IPv4 address; 127.0.0.1:8080, "
+        "[::]:8443...)",
+    )
+    parser.add_argument(
+        "--server-name", default="_", metavar="NAME", help="nginx server_name (default _)"
+    )
+    parser.add_argument(
+        "--run-dir",
+        metavar="FOLDER",
+        help="where nginx.conf keeps its pid, logs and temporary files (default SITE/run)",
+    )
+    tls = parser.add_argument_group("HTTPS")
+    tls.add_argument("--cert", metavar="FILE", help="certificate chain (PEM); turns on HTTPS")
+    tls.add_argument("--key", metavar="FILE", help="private key of --cert (PEM)")
+    auth = parser.add_argument_group("basic authentication (every request)")
+    auth.add_argument("--user", help="user name the devices must send")
+    secret = auth.add_mutually_exclusive_group()
+    secret.add_argument("--password", help="their password (stored hashed in nginx/htpasswd)")
+    secret.add_argument(
+        "--password-file", metavar="FILE", help="read the password from the first line of FILE"
+    )
+    return parser
+
+
+def export_main(argv: list[str]) -> int:
+    parser = build_export_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        report = export(
+            ExportOptions(
+                catalog=args.catalog,
+                out=args.out,
+                listen=args.listen,
+                server_name=args.server_name,
+                cert=args.cert,
+                key=args.key,
+                user=args.user,
+                password=_password(args),
+                run_dir=args.run_dir,
+            )
+        )
+    except (ExportError, ServerError) as err:
+        print(f"acupdate-server export: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"acupdate-server export: error: {err}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(f"export: {line}")
+    conf = os.path.join(report.out, "nginx", "nginx.conf")
+    print(f"export: run nginx with: nginx -c {conf}")
+    if report.config_changed:
+        print(f"export: a running nginx needs: nginx -s reload -c {conf}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        return export_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

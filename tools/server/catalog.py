@@ -2,8 +2,9 @@
 
 A ``.bin`` file whose first byte is 0xE9 (the ESP image magic) is a ``bin``
 entry with the file's mtime as ``date`` (``%x``) and ``time`` (``%X``) and its
-``size`` (and, when the server is asked to, its ``sha256``: the file's SHA-256 in
-hex, from the server's digest cache); any other file is ``file``; a folder is
+``size`` (and, when the server is asked to, its ``md5`` and ``sha256``: the file's
+digests in hex, from the server's digest cache, as the export's catalogs list them);
+any other file is ``file``; a folder is
 ``directory``. Each entry is classified against the folder being listed. Symbolic
 links that resolve outside the catalog, or nowhere, are left out: they could not be
 served.
@@ -40,12 +41,14 @@ def open_regular(path: str) -> int | None:
     return None
 
 
-def image_info(path: str, digests: Md5Cache | None = None) -> tuple[os.stat_result, str] | None:
-    """(stat, hex SHA-256) of a regular file starting with 0xE9, else None.
+def image_info(
+    path: str, digests: Md5Cache | None = None
+) -> tuple[os.stat_result, tuple[str, str]] | None:
+    """(stat, (hex MD5, hex SHA-256)) of a regular file starting with 0xE9, else None.
 
-    The SHA-256 comes from ``digests`` (keyed on the real path, shared with the image
-    replies), with the stat it belongs to; it is "" without ``digests``, or when the file
-    kept changing while it was read (the entry is then listed without it).
+    The digests come from ``digests`` (keyed on the real path, shared with the image
+    replies), with the stat they belong to; they are "" without ``digests``, or when the
+    file kept changing while it was read (the entry is then listed without them).
     """
     fd = open_regular(path)
     if fd is None:
@@ -54,19 +57,22 @@ def image_info(path: str, digests: Md5Cache | None = None) -> tuple[os.stat_resu
         if os.pread(fd, 1, 0) != IMAGE_MAGIC:
             return None
         if digests is None:
-            return os.fstat(fd), ""
+            return os.fstat(fd), ("", "")
         real = os.path.realpath(path)
         try:
-            (_, sha256), st = digests.digests(real, fd)
+            found, st = digests.digests(real, fd)
         except FileChanging as err:
-            log.warning("catalog: listing %s without its sha256: %s", real, err)
-            return os.fstat(fd), ""
-        return st, sha256
+            log.warning("catalog: listing %s without its digests: %s", real, err)
+            return os.fstat(fd), ("", "")
+        return st, found
     finally:
         os.close(fd)
 
 
-def bin_entry(name: str, st: os.stat_result, sha256: str = "") -> dict[str, object]:
+def bin_entry(
+    name: str, st: os.stat_result, found: tuple[str, str] = ("", "")
+) -> dict[str, object]:
+    """A bin entry; ``found`` (hex MD5, hex SHA-256) adds ``md5`` and ``sha256``."""
     when = time.localtime(st.st_mtime)
     entry: dict[str, object] = {
         "name": name,
@@ -75,6 +81,9 @@ def bin_entry(name: str, st: os.stat_result, sha256: str = "") -> dict[str, obje
         "time": time.strftime("%X", when),
         "size": st.st_size,
     }
+    md5, sha256 = found
+    if md5:
+        entry["md5"] = md5
     if sha256:
         entry["sha256"] = sha256
     return entry
@@ -82,7 +91,7 @@ def bin_entry(name: str, st: os.stat_result, sha256: str = "") -> dict[str, obje
 
 def list_folder(folder: str, root: str, digests: Md5Cache | None = None) -> list[dict[str, object]]:
     """The catalog entries of ``folder`` (a real path inside real path ``root``); with
-    ``digests``, each bin entry has its ``sha256`` too."""
+    ``digests``, each bin entry has its ``md5`` and ``sha256`` too."""
     with os.scandir(folder) as scan:
         found = sorted(scan, key=lambda entry: entry.name)
     entries: list[dict[str, object]] = []

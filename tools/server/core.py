@@ -4,6 +4,13 @@
 its settings when it is made, listens when started, and serves each
 connection in its own thread until stopped. TLS handshakes happen in the
 connection's thread, so a slow client never holds up the others.
+
+Slow and idle clients cannot starve the devices: a connection has ``head_timeout``
+seconds to complete its TLS handshake and request head (counted from when the server
+starts waiting for it, so it bounds idle kept-alive connections too), and when
+``max_clients`` connections are open a new one takes the place of the one that has
+waited longest for its request head; only when every connection is busy answering is
+a new one refused (503).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ BUSY_REPLY = (
 )
 
 
+EVICTIONS_EVERY = 10.0  # seconds between two warnings about dropped connections
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 
@@ -61,17 +69,53 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.app = app
         self.lock = threading.Condition()
         self.active: dict[socket.socket, socket.socket] = {}
+        # Connections waiting for a request head (or their TLS handshake), oldest first;
+        # and those dropped to make room, which no longer count against max_clients.
+        self.waiting: dict[socket.socket, float] = {}
+        self.evicted: set[socket.socket] = set()
+        self.evictions = 0
+        self.evictions_said = 0  # how many the last warning had counted
+        self.evictions_told = -EVICTIONS_EVERY  # when it was written (time.monotonic())
+        self.tls_keys: dict[socket.socket, socket.socket] = {}  # TLS socket -> accepted one
         self.closing = False
         super().__init__(address, UpdateRequestHandler, bind_and_activate=False)
 
     def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        dropped = None
         with self.lock:
-            busy = self.closing or len(self.active) >= self.app.max_clients
+            busy = self.closing
+            if not busy and len(self.active) - len(self.evicted) >= self.app.max_clients:
+                oldest = next(iter(self.waiting), None)
+                if oldest is None:
+                    busy = True
+                else:
+                    del self.waiting[oldest]
+                    self.evicted.add(oldest)
+                    self.evictions += 1
+                    dropped = self.active.get(oldest)
             if not busy:
                 self.active[request] = request
+                self.waiting[request] = time.monotonic()
+        if dropped is not None:
+            log.debug("%s: dropped to make room (--max-clients reached)", _peer(dropped))
+            now = time.monotonic()
+            if now - self.evictions_told >= EVICTIONS_EVERY:  # one line, not one per drop
+                log.warning(
+                    "--max-clients %d reached: dropped %d connection(s) that waited longest "
+                    "for their request head (%d since start)",
+                    self.app.max_clients,
+                    self.evictions - self.evictions_said,
+                    self.evictions,
+                )
+                self.evictions_told, self.evictions_said = now, self.evictions
+            try:  # at the OS level: its thread's read ends at once (a TLS one too)
+                socket.socket.shutdown(dropped, socket.SHUT_RDWR)
+            except OSError:
+                pass
         if busy:
             self._refuse(request, client_address)
             return
+        self.app._changed_now()  # for wait_for(): one more connection open, and waiting
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -98,8 +142,30 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def _forget(self, request: socket.socket) -> None:
         with self.lock:
             self.active.pop(request, None)
+            self.waiting.pop(request, None)
+            self.evicted.discard(request)
             self.lock.notify_all()
         self.app._changed_now()
+
+    def wait_head(self, conn: socket.socket) -> float | None:
+        """The connection (as its handler has it) waits for a request head: evictable from
+        now on, or since it was accepted. The moment it started waiting; None when it was
+        dropped to make room."""
+        with self.lock:
+            key = self.tls_keys.get(conn, conn)
+            if key in self.evicted or key not in self.active:
+                return None
+            since = self.waiting.setdefault(key, time.monotonic())
+        self.app._changed_now()
+        return since
+
+    def got_head(self, conn: socket.socket) -> bool:
+        """The connection's request head is complete: no longer evictable. False when it
+        was dropped to make room in the meantime."""
+        with self.lock:
+            key = self.tls_keys.get(conn, conn)
+            self.waiting.pop(key, None)
+            return key not in self.evicted
 
     def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         try:
@@ -112,19 +178,28 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         if context is None:
             self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
             return
-        request.settimeout(self.app.timeout)
+        with self.lock:
+            since = self.waiting.get(request, time.monotonic())
+        left = since + self.app.head_timeout - time.monotonic()
         try:
+            if left <= 0:
+                raise TimeoutError("no time left for the TLS handshake")
+            # The timeout bounds the whole handshake (CPython's deadline), not each read.
+            request.settimeout(min(left, self.app.timeout))
             conn = context.wrap_socket(request, server_side=True)
         except (OSError, ValueError) as err:
             log.debug("%s: TLS handshake failed: %s", client_address[0], err)
             return
         with self.lock:
             self.active[request] = conn
-            closing = self.closing
+            self.tls_keys[conn] = request
+            closing = self.closing or request in self.evicted
         try:
             if not closing:
                 self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
         finally:
+            with self.lock:
+                self.tls_keys.pop(conn, None)
             self.shutdown_request(conn)
 
     def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
@@ -171,10 +246,14 @@ class UpdateServer:
 
     ``port=0`` picks a free port (read ``srv.port`` after ``start()``).
     ``cert``/``key`` (PEM files) turn on HTTPS; ``user``/``password`` turn on
-    HTTP basic authentication for every request; ``sha256`` adds the file's
+    HTTP basic authentication for every request; ``head_timeout`` bounds the time a
+    connection may take for its TLS handshake and each request head (idle time before a
+    kept-alive request included); ``timeout`` bounds each read and write after that;
+    ``max_clients`` the connections open at once (see the module's docstring); ``sha256``
+    adds the file's
     SHA-256 (hex) to image replies (an x-SHA256 header) and to each bin entry of
-    the catalog (a ``sha256`` field; listing hashes each image once, from the
-    digest cache the image replies share). Raises ServerError for settings it
+    the catalog (``md5`` and ``sha256`` fields; listing hashes each image once, from
+    the digest cache the image replies share). Raises ServerError for settings it
     cannot use.
 
     For tests: ``requests`` keeps the last ``history`` requests as
@@ -200,6 +279,7 @@ class UpdateServer:
         *,
         timeout: float = 30.0,
         max_clients: int = 512,
+        head_timeout: float = 10.0,
         history: int = 1000,
         racy_ns: int = RACY_NS,
         sha256: bool = False,
@@ -215,8 +295,11 @@ class UpdateServer:
             raise ServerError(f"timeout must be positive, got {timeout}")
         if max_clients < 1:
             raise ServerError(f"max_clients must be at least 1, got {max_clients}")
+        if head_timeout <= 0:
+            raise ServerError(f"head_timeout must be positive, got {head_timeout}")
         self.timeout = timeout
         self.max_clients = max_clients
+        self.head_timeout = head_timeout
         self.md5 = Md5Cache(racy_ns=racy_ns)
         self.sha256 = sha256
         self.access_log: deque[str] = deque(maxlen=history)
@@ -293,6 +376,18 @@ class UpdateServer:
         return self.md5.computations
 
     @property
+    def evictions(self) -> int:
+        """Connections dropped since start to make room (they waited longest for a head)."""
+        server = self._server
+        return server.evictions if server is not None else 0
+
+    @property
+    def waiting_connections(self) -> int:
+        """Open connections waiting for a request head (or their TLS handshake)."""
+        server = self._server
+        return len(server.waiting) if server is not None else 0
+
+    @property
     def open_connections(self) -> int:
         """Connections being served right now (keep-alive ones included)."""
         server = self._server
@@ -301,7 +396,8 @@ class UpdateServer:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Wait until ``predicate()`` is true.
 
-        Re-checked after every logged request and every closed connection.
+        Re-checked after every logged request, every connection opened or closed, and
+        every connection that starts waiting for a request.
         """
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
@@ -366,6 +462,13 @@ class UpdateServer:
         with self._changed:
             self.requests.append(record)
             self._changed.notify_all()
+
+
+def _peer(conn: socket.socket) -> str:
+    try:
+        return str(conn.getpeername()[0])
+    except OSError:
+        return "-"
 
 
 def _drop_pending(conn: socket.socket) -> None:

@@ -14,14 +14,16 @@ import binascii
 import email.utils
 import hmac
 import http.server
+import io
 import json
 import logging
 import os
 import re
+import socket
 import time
 from http import HTTPStatus
 from io import FileIO
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .catalog import list_folder, open_regular
@@ -110,6 +112,34 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+class HeadReader(io.RawIOBase):
+    """The connection's reads: each bounded by ``timeout``, and all of them together by
+    ``deadline`` (a time.monotonic() value) while it is set: a client that sends its
+    request head one byte at a time cannot keep it open longer than that."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self.timeout
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("the request head took too long (--head-timeout)")
+        self.sock.settimeout(wait)
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise TimeoutError("the request head took too long (--head-timeout)") from None
+            raise
+
+
 class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
     server_version = "acupdate-server"
     protocol_version = "HTTP/1.1"
@@ -131,6 +161,8 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
         self.app = self.server.app  # type: ignore[attr-defined]
         self.request.settimeout(self.app.timeout)
         super().setup()
+        self._head_reader = HeadReader(self.connection, self.app.timeout)
+        self.rfile = io.BufferedReader(self._head_reader)
 
     def version_string(self) -> str:
         return self.server_version
@@ -151,6 +183,11 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
         super().end_headers()
 
     def handle_one_request(self) -> None:
+        since = self.server.wait_head(self.request)  # type: ignore[attr-defined]
+        if since is None:  # dropped to make room
+            self.close_connection = True
+            return
+        self._head_reader.deadline = since + self.app.head_timeout
         self._status = None
         self._sent = 0
         self._note = ""
@@ -165,6 +202,10 @@ class UpdateRequestHandler(http.server.BaseHTTPRequestHandler):
                 self.app._record(self)
 
     def parse_request(self) -> bool:
+        self._head_reader.deadline = None
+        if not self.server.got_head(self.request):  # type: ignore[attr-defined]
+            self.close_connection = True
+            return False
         if not super().parse_request():
             return False
         for arch in ARCHS:
