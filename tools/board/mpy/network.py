@@ -27,6 +27,11 @@ def _aps():
     return out
 
 
+def _up():
+    # The board has a network: the station joined an access point, or its own AP is on.
+    return (_state[STA_IF] and _status[0] == STAT_GOT_IP) or _state[AP_IF]
+
+
 def hostname(name=None):
     if name is None:
         return _hostname[0]
