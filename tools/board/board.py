@@ -639,7 +639,7 @@ class Control:
         self.board.cut_power_at = None
         if self.proc is not None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        raise PowerCut(step)
+        raise PowerCut(want)  # the cut that was armed: "otadata-torn" too
 
     def handle(self, line: str) -> str:
         cmd, _, arg = line.partition(" ")
