@@ -329,11 +329,11 @@ def make_machine(lab: Lab):
                     if self.running is None:
                         self.mismatch("mark_valid with nothing running")
                     want = self.model.mark_valid()
-                    if want == "OK" and self.model.otadata[self.model.active()] is not None:
-                        a = self.model.active()
-                        slot = (self.model.otadata[a][0] - 1) % 2
-                        if slot == self.running:
-                            self.confirmed.add(self.model.slots[slot])
+                    a = self.model.active()
+                    if want == "OK" and self.context == "confirm":
+                        if (self.model.otadata[a][0] - 1) % 2 == self.running:
+                            # the user confirmed the image that runs: their call
+                            self.confirmed.add(self.model.slots[self.running])
                 else:
                     slot = LABELS.index(arg)
                     want, sector, entry = self.model.set_boot(slot)
@@ -375,6 +375,10 @@ def make_machine(lab: Lab):
                         )
                     self.running = slot
                     self.booted.add(image)
+                    if self.model.active() is None:
+                        # booted with no otadata entry: ESP-IDF never rolls it back (as a
+                        # factory app); the agent may keep it VALID
+                        self.untracked.add(image)
                 try:
                     self.life = Life(lab.board, kind)
                 except Exception as e:  # a board that does not boot at all
@@ -445,6 +449,8 @@ def make_machine(lab: Lab):
             self.passed: set[int] = set()
             self.confirmed: set[int] = set()
             self.booted: set[int] = set()
+            self.untracked: set[int] = set()
+            self.context = "boot"
             self.trace.append("fresh_board")
             self.power_up()
 
@@ -481,8 +487,10 @@ def make_machine(lab: Lab):
         @rule()
         def confirm(self):
             self.trace.append("confirm")
+            self.context = "confirm"
             line = self.command("import acupdate.repl as r\nr.confirm()", "confirm")
             self.replay_calls()
+            self.context = "boot"
             if line != "@@DONE ok":
                 self.violated("no-crash", f"confirm() raised: {line[7:]}")
 
@@ -532,7 +540,7 @@ def make_machine(lab: Lab):
             a = m.active()
             if a is not None and m.otadata[a][1] == VALID:
                 image = m.slots[(m.otadata[a][0] - 1) % 2]
-                if image is not None and image not in self.passed | self.confirmed:
+                if image is not None and image not in self.passed | self.confirmed | self.untracked:
                     self.violated(
                         "valid", f"image {image} is VALID before it booted and passed its check"
                     )

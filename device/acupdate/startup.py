@@ -70,7 +70,7 @@ def boot():
         return
     why = health(settings, net_ok)
     if not why:
-        slots.confirm()
+        slots.confirm()  # the active entry names the running slot: it is PENDING_VERIFY
         _log("new image confirmed after its health check")
         return
     _log("health check failed: %s; resetting to roll back to the previous image" % why)
