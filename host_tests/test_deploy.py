@@ -438,3 +438,17 @@ def test_mip_install_from_the_local_repository(serial, board):
         "import acupdate.config as c; print(c.__file__, c.Config(url='http://h:81/x').url())",
     )
     assert out.strip() == "/lib/acupdate/config.py http://h:81/x"
+
+
+def test_deploy_gets_past_a_stuck_boot_py(serial, board, tmp_path, capsys):
+    # A boot.py that never ends (or waits long, as one for a Wi-Fi that is not there):
+    # mpremote's soft reset runs it again, so mpremote cannot get in. The deploy interrupts
+    # it with Ctrl-C, copies without a soft reset (mpremote resume), and says so.
+    stuck = "import time\nprint('boot.py: waiting for ever')\nwhile True:\n    time.sleep_ms(50)\n"
+    (board.fs / "boot.py").write_text(stuck)
+    assert deploy(serial, tmp_path, *WIFI, "--server", "http://127.0.0.1:8123/fw") == 0
+    out = capsys.readouterr().out
+    assert "interrupted what the board ran (Ctrl-C); copying without a soft reset" in out
+    assert " resume exec " in out  # no soft reset: boot.py does not run again
+    assert (board.fs / "boot.py").read_text() == (ROOT / "boot.py").read_text()
+    assert json.loads((board.fs / "acupdate.json").read_text())["wifi"]["ssid"] == WIFI[1]
