@@ -9,6 +9,7 @@ import time
 
 SETTINGS = "/acupdate.json"
 _ROW = "  %-6s %-14s %-16s %s"
+_RESET_MS = 300  # from update()'s return to the reset
 
 
 def settings():
@@ -127,6 +128,15 @@ def _reboot(seconds):
         print("\nReboot cancelled: machine.reset() boots the new image")
         return
     print()
+    # The reset comes a moment after update() has returned, from a timer: a command that
+    # runs it (mpremote exec) then ends before the board resets, instead of waiting for
+    # its end for ever; at the REPL the prompt comes back, then the reset.
+    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
+
+
+def _reset(_timer):
+    import machine
+
     machine.reset()
 
 

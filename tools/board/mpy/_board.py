@@ -271,6 +271,17 @@ def _readline():
             _w(ch)
 
 
+def _idle():
+    # The script is done; a board would sit at its REPL now, where armed timers still fire
+    # (a reset from one, say): wait for them.
+    import time
+
+    import machine
+
+    while machine._armed:
+        time.sleep_ms(10)
+
+
 def main():
     sys.stderr.write("\x00READY\n")
     if not os.getenv("ACUPDATE_SIM_SKIP_BOOT") and _run_file("boot.py"):
@@ -286,6 +297,7 @@ def main():
         except BaseException as e:
             sys.print_exception(e, _out)
             raise SystemExit(1)
+        _idle()
         return
     raw = MODE == "raw"
     if not raw and _run_file("main.py"):
