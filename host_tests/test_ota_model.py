@@ -18,7 +18,9 @@ invariant is checked on the model:
   no-rerun   an image that failed its health check does not run again (unless downloaded
              again: every download is a new image);
   valid      the active otadata entry is VALID only for an image that has booted and passed
-             its health check (or that the user confirmed while it ran);
+             its health check, that the user confirmed (confirm()) while it ran, or that
+             booted with no otadata entry at all (a freshly flashed board's: ESP-IDF never
+             rolls it back, so the agent may keep it VALID);
   untouched  the running slot is never written;
   no-crash   confirm() and rollback() end without an exception.
 

@@ -17,8 +17,11 @@
 #    names: confirm() calls it only when that entry names the running slot (else a
 #    never-booted image would become VALID), and not at all on a freshly flashed board (no
 #    entry: ESP-IDF fails with ESP_FAIL; ESP-IDF does not roll such an image back anyway).
-#  - no update while the running image is PENDING_VERIFY (ESP-IDF's esp_ota_begin refuses
-#    it too): a reset before it confirms would abort it and leave no image to go back to.
+#  - not enforced here: ESP-IDF's esp_ota_begin refuses an update while the running image
+#    is PENDING_VERIFY. boot.py settles that state at every boot (confirm, or reset to roll
+#    back), so the agent's own start-up never updates from it; code that updates without
+#    boot.py's health check may, and then a new image in ota_0 that fails its check is
+#    what the bootloader boots when no otadata entry is left usable.
 #  - rollback() refuses the other slot's image when it failed its health check (its newest
 #    otadata entry is ABORTED or INVALID) or is not a complete image.
 import struct
@@ -85,8 +88,7 @@ def _newest(entries, apps, part):
 
 def target():
     """The partition an update goes to, made safe to overwrite (see the top of this module);
-    OSError when there is none but the running one, or while the running image is not
-    confirmed."""
+    OSError when there is none but the running one."""
     import esp32
 
     run = running()
@@ -95,11 +97,6 @@ def target():
     entries = otadata()
     act = _active(entries)
     if act is None or not _names(act, apps, nxt):
-        if act is not None and act[2] == "PENDING_VERIFY":
-            raise OSError(
-                "the running image is not confirmed (PENDING_VERIFY): confirm() it, or reset "
-                "to roll back, before the next update"
-            )
         return nxt
     # otadata selects nxt (an update or rollback not reset into yet): point it back at the
     # running image before nxt is overwritten. Then a reset in between boots the running
