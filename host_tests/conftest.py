@@ -69,9 +69,22 @@ def write_file(part, name):
 """
 
 
+# The boot.py of a board that joins the lab's Wi-Fi, as a user's boot.py does: the
+# simulated board, as a real one, has no network (no socket connects) until then.
+JOIN_BOOT = """import network
+network.WLAN(network.STA_IF).active(True)
+network.WLAN(network.STA_IF).connect({ssid!r}, {key!r})
+del network
+"""
+
+
 def install_agent(board: Board, mpy: bool = False) -> None:
     """Put device/acupdate on the board at /lib/acupdate, as .py or as .mpy compiled as the
-    deploy compiles it (tools.devicepkg)."""
+    deploy compiles it (tools.devicepkg), and a boot.py that joins the board's Wi-Fi when it
+    has none."""
+    if not (board.fs / "boot.py").exists():
+        ssid, key = next(iter(board.cfg["wifi"].items()))
+        (board.fs / "boot.py").write_text(JOIN_BOOT.format(ssid=ssid, key=key))
     devicepkg.build(board.fs / "lib", mpy=mpy)
 
 

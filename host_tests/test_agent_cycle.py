@@ -88,7 +88,7 @@ def test_wifi_down_fails_the_default_health_check(deployed):
     settings["wifi"] = {"ssid": "acupdate-lab", "key": "wrong", "wait_ms": 300}
     (deployed.fs / "acupdate.json").write_text(json.dumps(settings))
     res = deployed.run("print('app')")
-    assert "Wi-Fi 'acupdate-lab' not joined (status 202)" in res.output
+    assert "Wi-Fi 'acupdate-lab' not joined (STAT_WRONG_PASSWORD, status 202)" in res.output
     assert "health check failed: network is not up" in res.output and res.reset == "hard"
 
 

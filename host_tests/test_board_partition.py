@@ -219,8 +219,11 @@ print(json.dumps(esp32.Partition(esp32.Partition.BOOT).info()[4]))
     assert [(e.seq, e.state) for e in entries if not e.erased] == [(2, 0)]  # NEW, seq 2
 
 
-@pytest.mark.parametrize("label, errno", [("nvs", -0x102)])
-def test_set_boot_on_a_data_partition_is_invalid_arg(board, label, errno):
+@pytest.mark.parametrize("label", ["nvs", "vfs", "otadata"])
+def test_set_boot_on_a_data_partition_fails_image_validation_first(board, label):
+    # esp_ota_set_boot_partition validates the image before it looks at the partition's
+    # type: a data partition, which holds no app image, is ESP_ERR_OTA_VALIDATE_FAILED.
+    before = board.flash.read(0xD000, 0x2000)
     got, _ = run_json(
         board,
         f"""
@@ -229,10 +232,33 @@ try:
     esp32.Partition("{label}").set_boot()
     print(json.dumps("accepted"))
 except OSError as e:
-    print(json.dumps(e.errno))
+    print(json.dumps(list(e.args)))
 """,
     )
-    assert got == errno
+    assert got == [-0x1503, "ESP_ERR_OTA_VALIDATE_FAILED"]
+    assert board.flash.read(0xD000, 0x2000) == before
+
+
+def test_set_boot_on_a_data_partition_holding_an_app_image_is_invalid_arg(board, image_v2):
+    # Past the image check, the type check: a data partition is not bootable even when it
+    # holds a valid app image.
+    (board.fs / "new.bin").write_bytes(image_v2)
+    got, _ = run_json(
+        board,
+        WRITE_FILE
+        + """
+import esp32, json
+p = esp32.Partition(b"vfs")
+write_file(p, "new.bin")
+try:
+    p.set_boot()
+    print(json.dumps("accepted"))
+except OSError as e:
+    print(json.dumps(list(e.args)))
+""",
+    )
+    assert got == [-0x102, "ESP_ERR_INVALID_ARG"]
+    assert board.flash.boot_partition().label == "ota_0"
 
 
 # A faulty byte in ota_1's block 1; the device code lists each step's bytes that differ

@@ -118,7 +118,8 @@ def test_config_only_writes_just_the_settings(serial, board, tmp_path):
         "http://10.0.0.5/"
     )
     assert not (board.fs / "lib").exists()
-    assert not (board.fs / "boot.py").exists()
+    # The board keeps the boot.py MicroPython made at its first boot: not the agent's.
+    assert (board.fs / "boot.py").read_text() != (ROOT / "boot.py").read_text()
 
 
 @pytest.mark.parametrize(
@@ -263,7 +264,8 @@ def test_https_ca_and_basic_auth_deployed_are_used_by_the_board(
     tls = {"cert": certs["server.pem"], "key": certs["server.key"]}
     with UpdateServer(folder, **tls, user="fleet", password="pw: s3cret") as srv:
         url = srv.url + "/"
-        args = ["--server", url, "--ca", str(certs["ca.pem"]), *TRANSPORT]
+        # With the Wi-Fi: a board reaches no server without a network.
+        args = [*WIFI, "--server", url, "--ca", str(certs["ca.pem"]), *TRANSPORT]
         assert deploy(serial, tmp_path, *args) == 0
         out = capsys.readouterr().out
         size = certs["ca.pem"].stat().st_size
@@ -301,7 +303,8 @@ def test_https_ca_and_basic_auth_deployed_are_used_by_the_board(
         assert first.headers["Authorization"] == f"Basic {auth}"
 
         # Settings only, now with the CA in DER: /ca.der, and the board reads that one.
-        args = ["--config-only", "--server", url, "--ca", str(certs["ca.der"]), *TRANSPORT]
+        args = ["--config-only", *WIFI, "--server", url, "--ca", str(certs["ca.der"])]
+        args += TRANSPORT
         assert deploy(serial, tmp_path, *args) == 0
         assert (board.fs / "ca.der").read_bytes() == certs["ca.der"].read_bytes()
         server = json.loads((board.fs / "acupdate.json").read_text())["server"]
@@ -462,3 +465,17 @@ def test_mip_install_from_the_local_repository(serial, board):
         "import acupdate.config as c; print(c.__file__, c.Config(url='http://h:81/x').url())",
     )
     assert out.strip() == "/lib/acupdate/config.py http://h:81/x"
+
+
+def test_deploy_gets_past_a_stuck_boot_py(serial, board, tmp_path, capsys):
+    # A boot.py that never ends (or waits long, as one for a Wi-Fi that is not there):
+    # mpremote's soft reset runs it again, so mpremote cannot get in. The deploy interrupts
+    # it with Ctrl-C, copies without a soft reset (mpremote resume), and says so.
+    stuck = "import time\nprint('boot.py: waiting for ever')\nwhile True:\n    time.sleep_ms(50)\n"
+    (board.fs / "boot.py").write_text(stuck)
+    assert deploy(serial, tmp_path, *WIFI, "--server", "http://127.0.0.1:8123/fw") == 0
+    out = capsys.readouterr().out
+    assert "interrupted what the board ran (Ctrl-C); copying without a soft reset" in out
+    assert " resume exec " in out  # no soft reset: boot.py does not run again
+    assert (board.fs / "boot.py").read_text() == (ROOT / "boot.py").read_text()
+    assert json.loads((board.fs / "acupdate.json").read_text())["wifi"]["ssid"] == WIFI[1]

@@ -61,9 +61,10 @@ def test_sha256_from_the_header_or_the_caller(agent_board, image):
         "sha256 must be 64 hex digits, got 'xyz'",
     ]
     for g in bad:
-        # The image header is held back until both hashes match: nothing bootable, and
-        # the board still boots what it ran before (ota_1 since the first success).
-        assert g["status"] == "FAIL" and g["before"] == g["after"] and not g["header"], g
+        # The image header is held back until both hashes match: nothing bootable. Before
+        # it overwrote ota_1 (which the first success made boot next), the agent pointed
+        # otadata back at the running slot: the board boots ota_0, the image it runs.
+        assert g["status"] == "FAIL" and g["after"] == "ota_0" and not g["header"], g
 
 
 def test_sha256_of_the_update_server(agent_board, image, tmp_path):

@@ -72,18 +72,34 @@ def status():
 
 
 def confirm():
-    """Mark the running image valid, so the bootloader keeps it."""
+    """Mark the running image valid, so the bootloader keeps it. Returns True when it is
+    (or was already) confirmed; a refusal is printed, with why (see ota.slots.confirm)."""
     from .ota import slots
 
-    slots.confirm()
-    print("Running image confirmed")
+    try:
+        how = slots.confirm()
+    except ValueError as e:
+        print("Running image %s" % e)
+        return False
+    if how == "untracked":
+        print("Running image needs no confirmation: otadata is blank (a freshly flashed board)")
+    elif how == "valid":
+        print("Running image confirmed already")
+    else:
+        print("Running image confirmed")
+    return True
 
 
 def rollback(reset=False):
-    """Boot the other slot's image at the next reset (it must be a valid image)."""
+    """Boot the other slot's image at the next reset (a complete image that has not failed
+    its health check); returns its label, or None (the refusal is printed, with why)."""
     from .ota import slots
 
-    label = slots.rollback()
+    try:
+        label = slots.rollback()
+    except ValueError as e:
+        print("Rollback %s" % e)
+        return None
     print("Next boot: %s" % label)
     if reset:
         import machine

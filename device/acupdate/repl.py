@@ -14,6 +14,8 @@ import time
 from . import Phase
 from .config import Config  # noqa: F401 (loaded before config()'s Phase: a Config outlives it)
 
+_RESET_MS = 300  # from update()'s return to the reset
+
 
 def settings():
     """The board's settings file, /acupdate.json, as a dict ({} when there is none)."""
@@ -59,7 +61,8 @@ def status():
 
 
 def confirm():
-    """Mark the running image valid, so the bootloader keeps it."""
+    """Mark the running image valid, so the bootloader keeps it. True when it is (or was
+    already) confirmed; a refusal is printed, with why."""
     with Phase():
         import acupdate.console
 
@@ -67,8 +70,9 @@ def confirm():
 
 
 def rollback(reset=False):
-    """Boot the other slot's image at the next reset (it must be a valid image); with
-    reset, reset now. Returns the slot's label."""
+    """Boot the other slot's image at the next reset (a complete image that has not failed
+    its health check); with reset, reset now. Its label, or None (the refusal is printed,
+    with why)."""
     with Phase():
         import acupdate.console
 
@@ -168,4 +172,13 @@ def _reboot(seconds):
         print("\nReboot cancelled: machine.reset() boots the new image")
         return
     print()
+    # The reset comes a moment after update() has returned, from a timer: a command that
+    # runs it (mpremote exec) then ends before the board resets, instead of waiting for
+    # its end for ever; at the REPL the prompt comes back, then the reset.
+    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
+
+
+def _reset(_timer):
+    import machine
+
     machine.reset()

@@ -13,8 +13,11 @@ def _log(msg):
     print("acupdate:", msg)
 
 
-def wifi(cfg):
-    """Join the access point in cfg {"ssid", "key"}; True when connected."""
+def wifi(cfg, wait=True):
+    """Join the access point in cfg {"ssid", "key"}; True when connected. wait=False: ask the
+    station to join and return at once (a soft reset: mpremote and the REPL must not wait
+    for the Wi-Fi). The wait ends as soon as the station reports a wrong key or no such
+    access point; the status is printed by its name."""
     import network
 
     sta = network.WLAN(network.STA_IF)
@@ -22,14 +25,32 @@ def wifi(cfg):
     if sta.isconnected():
         return True
     sta.connect(cfg["ssid"], cfg.get("key", ""))
+    if not wait:
+        _log("Wi-Fi %r: joining (not waited for after a soft reset)" % cfg["ssid"])
+        return False
     t0 = time.ticks_ms()
     while not sta.isconnected():
-        if time.ticks_diff(time.ticks_ms(), t0) > cfg.get("wait_ms", WIFI_WAIT_MS):
-            _log("Wi-Fi %r not joined (status %d)" % (cfg["ssid"], sta.status()))
+        st = sta.status()
+        late = time.ticks_diff(time.ticks_ms(), t0) > cfg.get("wait_ms", WIFI_WAIT_MS)
+        if late or st in _GIVE_UP:
+            _log("Wi-Fi %r not joined (%s, status %d)" % (cfg["ssid"], _stat(network, st), st))
             return False
         time.sleep_ms(100)
     _log("Wi-Fi %r joined, ip %s" % (cfg["ssid"], sta.ifconfig()[0]))
     return True
+
+
+# The station's failures that waiting does not mend: STAT_NO_AP_FOUND, STAT_WRONG_PASSWORD
+# and the ESP32's "no AP found" variants (network's STAT_ values on the ESP32 port).
+_GIVE_UP = (201, 202, 210, 211, 212)
+
+
+def _stat(network, code):
+    # The network module's name for a WLAN status code.
+    for name in dir(network):
+        if name.startswith("STAT_") and getattr(network, name) == code:
+            return name
+    return "unknown status"
 
 
 def health(settings, net_ok):
@@ -58,24 +79,28 @@ def _default_imports():
 
 
 def boot():
-    from . import repl
+    import machine
+
+    from .boardconfig import load
     from .ota import slots
 
-    settings = repl.settings()
-    net_ok = wifi(settings["wifi"]) if "wifi" in settings else False
-    if slots.running_state() != "PENDING_VERIFY":
+    settings = load()
+    pending = slots.running_state() == "PENDING_VERIFY"
+    # After a soft reset (Ctrl-D, every mpremote command) the Wi-Fi is not waited for, so
+    # that a wrong key never locks the REPL out; a new image's health check still waits.
+    soft = machine.reset_cause() == machine.SOFT_RESET
+    net_ok = wifi(settings["wifi"], pending or not soft) if "wifi" in settings else False
+    if not pending:
         note = slots.rolled_back()
         if note:
             _log(note)
         return
     why = health(settings, net_ok)
     if not why:
-        slots.confirm()
+        slots.confirm()  # the active entry names the running slot: it is PENDING_VERIFY
         _log("new image confirmed after its health check")
         return
     _log("health check failed: %s; resetting to roll back to the previous image" % why)
-    import machine
-
     time.sleep_ms(200)
     machine.reset()
 

@@ -1,6 +1,6 @@
 """acupdate-board: create, run and inspect simulated ESP32 boards.
 
-python -m tools.board create DIR [--image FILE | --version V] [--chip NAME]
+python -m tools.board create DIR [--image FILE | --version V] [--chip NAME] [--force]
 python -m tools.board run DIR [-c CODE | --script FILE] [--main] [--heap 110K]
 python -m tools.board serve DIR        serial REPL on a pty, for mpremote
 python -m tools.board repl DIR         the board's REPL in this terminal (mpremote)
@@ -10,6 +10,7 @@ python -m tools.board state DIR        partition table, slots, otadata
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -33,15 +34,31 @@ def _create(args) -> int:
         except ImageError as e:
             raise BoardError(str(e)) from e
     wifi = dict(w.split(":", 1) for w in args.wifi) if args.wifi else None
-    board = Board.create(args.dir, image, wifi=wifi)
+    board = Board.create(args.dir, image, wifi=wifi, force=args.force)
     print(f"created board {args.dir}")
     print(board.state_table())
     return 0
 
 
+class Stopped(Exception):
+    """SIGTERM: stop the board (its MicroPython) and exit."""
+
+
+def _stop(signum, frame):
+    raise Stopped
+
+
 def _run(args) -> int:
     board = Board(args.dir)
-    res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
+    # SIGTERM ends the MicroPython child too (it runs in a session of its own, so the
+    # signal does not reach it by itself): Running.wait() powers the board off.
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        with board.claim(f"tools.board run, pid {os.getpid()}"):
+            res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
+    except Stopped:
+        print("acupdate-board: stopped (SIGTERM): the board is off", file=sys.stderr)
+        return 128 + signal.SIGTERM
     print(res.boot.log_line())
     sys.stdout.write(res.output)
     if res.stderr.strip():
@@ -56,7 +73,8 @@ def _serve(args, interactive: bool) -> int:
 
     board = Board(args.dir)
     echo = None if interactive else (lambda data: None)
-    with SerialBoard(board, heap=args.heap, echo=echo) as sb:
+    what = f"tools.board {'repl' if interactive else 'serve'}, pid {os.getpid()}"
+    with board.claim(what), SerialBoard(board, heap=args.heap, echo=echo) as sb:
         link = Path(args.dir) / "tty"
         if link.is_symlink() or link.exists():
             link.unlink()
@@ -98,6 +116,7 @@ def main(argv=None) -> int:
     c.add_argument("--project", default="acupdate-demo")
     c.add_argument("--chip", default="esp32")
     c.add_argument("--wifi", action="append", metavar="SSID:KEY", help="an access point")
+    c.add_argument("--force", action="store_true", help="replace a board that is there already")
     r = sub.add_parser("run", help="power on, run boot.py (and main.py), then code")
     r.add_argument("dir")
     r.add_argument("-c", metavar="CODE", help="code to run after boot")

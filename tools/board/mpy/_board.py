@@ -8,11 +8,14 @@ import sys
 
 # The board's "ROM" modules: loaded before / becomes the board filesystem.
 import _hw  # noqa: F401
+import _simsock
 import esp  # noqa: F401
 import esp32  # noqa: F401
 import machine  # noqa: F401
 import network  # noqa: F401
 import vfs
+
+sys.modules["socket"] = _simsock  # sockets work only while the board has a network
 
 MODE = os.getenv("ACUPDATE_SIM_MODE") or "friendly"
 SCRIPT = os.getenv("ACUPDATE_SIM_SCRIPT")
@@ -28,7 +31,17 @@ os.umount("/")
 vfs.mount(vfs.VfsPosix(os.getenv("ACUPDATE_SIM_FS")), "/")
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
-del _hw, esp, esp32, machine, network, vfs
+if os.getenv("ACUPDATE_SIM_MKFS"):
+    # The first boot of a freshly flashed board: the filesystem does not mount, so the
+    # firmware's _boot.py runs inisetup.setup(): it makes the filesystem and MicroPython's
+    # default /boot.py.
+    print("Performing initial setup")
+    with open("boot.py", "w") as f:
+        f.write(
+            "# This file is executed on every boot (including wake-boot from deepsleep)\n"
+            "#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
+        )
+del _hw, esp, esp32, machine, network, vfs, _simsock
 
 
 def _ballast():
@@ -100,8 +113,18 @@ def _exec(src, mode):
 
 
 def _soft_reset(raw):
-    _w("MPY: soft reboot\n")
-    raise SystemExit(65 if raw else 64)
+    # The host hears first that this life ends in a soft reset: a Ctrl-C that arrives from
+    # now on (a tool sends "\r\x03" as soon as it reads "soft reboot") must not turn it
+    # into a crash, whether its KeyboardInterrupt replaces the SystemExit on the way out or
+    # the signal finds MicroPython's handler already gone.
+    code = 65 if raw else 64
+    while True:
+        try:
+            sys.stderr.write("\x00EXIT %d\n" % code)
+            _w("MPY: soft reboot\n")
+            raise SystemExit(code)
+        except KeyboardInterrupt:
+            pass
 
 
 def _raw_repl():
@@ -248,9 +271,20 @@ def _readline():
             _w(ch)
 
 
+def _idle():
+    # The script is done; a board would sit at its REPL now, where armed timers still fire
+    # (a reset from one, say): wait for them.
+    import time
+
+    import machine
+
+    while machine._armed:
+        time.sleep_ms(10)
+
+
 def main():
     sys.stderr.write("\x00READY\n")
-    if _run_file("boot.py"):
+    if not os.getenv("ACUPDATE_SIM_SKIP_BOOT") and _run_file("boot.py"):
         _soft_reset(MODE == "raw")
     if SCRIPT:
         if MODE == "script+main" and _run_file("main.py"):
@@ -263,6 +297,7 @@ def main():
         except BaseException as e:
             sys.print_exception(e, _out)
             raise SystemExit(1)
+        _idle()
         return
     raw = MODE == "raw"
     if not raw and _run_file("main.py"):

@@ -35,10 +35,19 @@ def host(cmd):
     return _ctl.readline().decode().rstrip()
 
 
+_NAMES = {
+    -1: "ESP_FAIL",
+    0x102: "ESP_ERR_INVALID_ARG",
+    0x104: "ESP_ERR_INVALID_SIZE",
+    0x105: "ESP_ERR_NOT_FOUND",
+    0x1503: "ESP_ERR_OTA_VALIDATE_FAILED",
+}
+
+
 def esp_err(code):
-    # ESP-IDF errors surface as OSError(-code, name), as check_esp_err does.
-    names = {0x102: "ESP_ERR_INVALID_ARG", 0x104: "ESP_ERR_INVALID_SIZE"}
-    return OSError(-code, names.get(code, "ESP_ERR_OTA_VALIDATE_FAILED"))
+    # ESP-IDF errors surface as OSError(-code, name), as MicroPython's check_esp_err makes
+    # them: ESP_FAIL (-1) is OSError(1, "ESP_FAIL"), a validation failure OSError(-5379, ...).
+    return OSError(-code, _NAMES.get(code, "0x%x" % code))
 
 
 def check(addr, n, size):

@@ -51,7 +51,9 @@ class Partition:
             else:
                 raise ValueError
         else:
-            p = _by_label(id, 0) or _by_label(id, 1)
+            # mp_obj_str_get_str: a str or bytes label, anything else is a TypeError.
+            label = _label(id)
+            p = _by_label(label, 0) or _by_label(label, 1)
         if p is None:
             raise OSError(errno.ENOENT)
         self._p = p
@@ -69,6 +71,8 @@ class Partition:
 
     @staticmethod
     def find(type=0, subtype=0xFF, label=None, block_size=4096):
+        if label is not None:
+            label = _label(label)
         out = []
         for p in _parts:
             if p[0] == type and subtype in (0xFF, p[1]) and label in (None, p[4]):
@@ -161,6 +165,14 @@ class Partition:
         reply = _hw.host("VALID")
         if reply != "OK":
             raise _hw.esp_err(int(reply.split()[1]))
+
+
+def _label(id):
+    if isinstance(id, str):
+        return id
+    if isinstance(id, bytes):
+        return id.decode()
+    raise TypeError("can't convert '%s' object to str implicitly" % type(id).__name__)
 
 
 def _sub(p):

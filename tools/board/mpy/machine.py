@@ -93,3 +93,49 @@ class WDT:
 
     def feed(self):
         _hw.host("FEED")
+
+
+class Timer:
+    # A hardware timer (machine.Timer(0..3) on an ESP32): the callback runs `period` ms after
+    # init(), once (ONE_SHOT) or every period (PERIODIC), also while the REPL waits for input,
+    # as the board's scheduler runs it there. Here a thread sleeps and calls it.
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=0, **kw):
+        self._id = id
+        self._gen = 0
+        if kw:
+            self.init(**kw)
+
+    def init(self, mode=PERIODIC, period=-1, callback=None, freq=-1):
+        import _thread
+
+        if freq > 0:
+            period = 1000 // freq
+        self.deinit()
+        self._gen += 1
+        _armed.append(self)
+        _thread.start_new_thread(self._run, (self._gen, mode, period, callback))
+
+    def _run(self, gen, mode, period, callback):
+        import time
+
+        while True:
+            time.sleep_ms(period)
+            if gen != self._gen:
+                return
+            if mode == Timer.ONE_SHOT:
+                self.deinit()
+            if callback:
+                callback(self)
+            if mode == Timer.ONE_SHOT:
+                return
+
+    def deinit(self):
+        self._gen += 1
+        if self in _armed:
+            _armed.remove(self)
+
+
+_armed = []  # timers that will call back: a board whose script ended still runs them

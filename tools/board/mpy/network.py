@@ -8,8 +8,11 @@ AP_IF = 1
 STAT_IDLE = 1000
 STAT_CONNECTING = 1001
 STAT_GOT_IP = 1010
+STAT_BEACON_TIMEOUT = 200
 STAT_NO_AP_FOUND = 201
 STAT_WRONG_PASSWORD = 202
+STAT_ASSOC_FAIL = 203
+STAT_HANDSHAKE_TIMEOUT = 204
 AUTH_OPEN = 0
 AUTH_WPA2_PSK = 3
 
@@ -25,6 +28,11 @@ def _aps():
             ssid, _, key = item.partition(":")
             out[ssid] = key
     return out
+
+
+def _up():
+    # The board has a network: the station joined an access point, or its own AP is on.
+    return (_state[STA_IF] and _status[0] == STAT_GOT_IP) or _state[AP_IF]
 
 
 def hostname(name=None):
