@@ -54,6 +54,47 @@ def ls(url=None):
     return n
 
 
+def choose(n, first, url):
+    """What ota.update() says when it was given no name and the catalog of `url` lists `n`
+    bin entries, not one (`first`: [the first one's name] or [])."""
+    if n:
+        print(
+            "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
+            % (n, first[0])
+        )
+    else:
+        print("No available firmwares: the catalog of %s lists no .bin image" % url)
+
+
+def outcome(status, name, error, reboot):
+    """What ota.update() says when update(`name`) ended with `status` ("SUCCESS",
+    "NOAVAIL", "FAIL"; `error` its words). With `reboot`, after a success, a count-down
+    that Ctrl-C cancels; True when the board is to reset."""
+    if status == "NOAVAIL":
+        print("No update: the board already runs %s" % name)
+    elif status == "FAIL":
+        failed("Update", error)
+    else:
+        print("Update successful: %s is written and boots at the next reset" % name)
+        if reboot:
+            return _count_down(3)
+    return False
+
+
+def _count_down(seconds):
+    import time
+
+    try:
+        for i in range(seconds, 0, -1):
+            print("\rRebooting in %d s (Ctrl-C to cancel) " % i, end="")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nReboot cancelled: machine.reset() boots the new image")
+        return False
+    print()
+    return True
+
+
 def status():
     """Print each OTA slot: image version, otadata state, running / next boot."""
     from .ota import slots

@@ -17,14 +17,6 @@ from .config import Config  # noqa: F401 (loaded before config()'s Phase: a Conf
 _RESET_MS = 300  # from update()'s return to the reset
 
 
-def settings():
-    """The board's settings file, /acupdate.json, as a dict ({} when there is none)."""
-    with Phase():
-        import acupdate.boardconfig
-
-        return acupdate.boardconfig.load()
-
-
 def config(url=None, **kw):
     """The Config of the update server at `url`, or of /acupdate.json's "server" (with
     `kw` over it)."""
@@ -101,48 +93,41 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
 
     up = Updater(cfg, buf)
     if name is None:
+        first = []  # the name of the catalog's first bin entry
+
+        def keep(e):
+            if not first:
+                first.append(e.name)
+
         try:
-            name = _only(up, cfg)
+            n = up.scan(keep)
         except (OSError, ValueError, MemoryError) as e:
             return _failed("Update", error_text(e))
-        if name is None:
+        if n != 1:
+            with Phase():
+                import acupdate.console
+
+                acupdate.console.choose(n, first, cfg.url())
             return None
+        name = first[0]
     if not quiet:
         print("Updating %s from %s" % (name, cfg.url()))
         up.on_progress = _progress()
     st = NAMES[up.update(name)]
     if not quiet:
         print()
-    if st == "NOAVAIL":
-        print("No update: the board already runs %s" % name)
-    elif st == "FAIL":
-        _failed("Update", up.error)
-    else:
-        print("Update successful: %s is written and boots at the next reset" % name)
-        if cfg.reboot:
-            _reboot(3)
+    with Phase():
+        import acupdate.console
+
+        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot)
+    if reset:
+        # The reset comes a moment after update() has returned, from a timer: a command
+        # that runs it (mpremote exec) then ends before the board resets, instead of
+        # waiting for its end for ever; at the REPL the prompt comes back, then the reset.
+        import machine
+
+        machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
     return st
-
-
-def _only(up, cfg):
-    # The name of the catalog's one bin entry, or None (with a line saying why).
-    first = []
-
-    def keep(e):
-        if not first:
-            first.append(e.name)
-
-    n = up.scan(keep)
-    if n == 1:
-        return first[0]
-    if n:
-        print(
-            "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
-            % (n, first[0])
-        )
-    else:
-        print("No available firmwares: the catalog of %s lists no .bin image" % cfg.url())
-    return None
 
 
 def _progress():
@@ -159,23 +144,6 @@ def _progress():
             print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
 
     return progress
-
-
-def _reboot(seconds):
-    import machine
-
-    try:
-        for i in range(seconds, 0, -1):
-            print("\rRebooting in %d s (Ctrl-C to cancel) " % i, end="")
-            time.sleep(1)
-    except KeyboardInterrupt:
-        print("\nReboot cancelled: machine.reset() boots the new image")
-        return
-    print()
-    # The reset comes a moment after update() has returned, from a timer: a command that
-    # runs it (mpremote exec) then ends before the board resets, instead of waiting for
-    # its end for ever; at the REPL the prompt comes back, then the reset.
-    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
 
 
 def _reset(_timer):

@@ -107,12 +107,14 @@ def boot():
 
 def check():
     """The start-up update check, when /acupdate.json has "startup": {"image": ...}."""
-    from . import repl
+    from .boardconfig import load
 
-    st = repl.settings().get("startup", {})
+    st = load().get("startup", {})
     name = st.get("image")
     if not st.get("update") or not name:
         return None
+    from . import repl
+
     try:
         return repl.update(name, timeout=st.get("timeout", 3))
     except (OSError, ValueError) as e:
