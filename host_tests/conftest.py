@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from signing import Key, make_key
 
 from tools import devicepkg
 from tools.board import Board
@@ -22,6 +23,13 @@ def image_v1() -> bytes:
 @pytest.fixture(scope="session")
 def image_v2() -> bytes:
     return build_app(version="2.0.0", size=300_000, seed=2)
+
+
+@pytest.fixture(scope="session")
+def sign_keys(tmp_path_factory) -> dict[str, Key]:
+    """Three RSA-3072 signing keys, A, B and C, made by espsecure for this test run."""
+    folder = tmp_path_factory.mktemp("keys")
+    return {name: make_key(folder, name) for name in "ABC"}
 
 
 @pytest.fixture

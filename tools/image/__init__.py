@@ -5,7 +5,8 @@
 build_app() makes a valid app image (header, segments starting with esp_app_desc_t,
 checksum, optional SHA-256) that `esptool image-info` accepts; build_merged() makes a
 bootloader + partition table + app download as `esptool merge-bin` would; inspect()
-checks any bytes and reports problems in ImageInfo.errors without raising.
+checks any bytes and reports problems in ImageInfo.errors without raising, the signature
+sector of a signed image too (tools.image.signature).
 """
 
 from .builder import build_app, build_bootloader, build_merged, build_partition_table

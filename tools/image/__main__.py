@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tools.image",
         description="Build synthetic ESP32 app images and inspect ESP images "
-        "(header, segments, checksum, appended SHA-256, app description).",
+        "(header, segments, checksum, appended SHA-256, app description, signature sector).",
         epilog="Chips: " + ", ".join(f"{n} (id {i})" for n, i in CHIPS.items()),
     )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -63,8 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "inspect",
         help="check images and print a report",
-        description="Print a report for each file. Exit 0 when all are valid images, 1 when "
-        "any is not, 2 on a usage or I/O error.",
+        description="Print a report for each file, with the Secure Boot V2 signature sector "
+        "of a signed image (espsecure sign-data --version 2): its blocks, versions, key "
+        "digests, CRCs, and whether each signs the image. Exit 0 when all are valid images "
+        "(every signature block there intact and signing the image), 1 when any is not, 2 "
+        "on a usage or I/O error.",
     )
     i.add_argument("files", nargs="+", metavar="FILE")
     return p

@@ -21,6 +21,7 @@ from .format import (
     cstr,
     xor_bytes,
 )
+from .signature import SignatureSector, read_sector
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ImageInfo:
     errors: list[str] = field(default_factory=list)
     valid: bool = False
     data_length: int = 0
+    signature: SignatureSector | None = None
 
     def summary(self) -> str:
         """A readable multi-line report."""
@@ -79,6 +81,10 @@ class ImageInfo:
             extra = self.data_length - self.length
             note = f" (+{extra} bytes after it)" if extra > 0 else ""
             lines.append(f"image length: {self.length} bytes{note}")
+        if self.signature is not None:
+            lines += self.signature.lines()
+        elif self.length is not None:
+            lines.append("signature sector: none (unsigned)")
         if self.app_desc is not None:
             d = self.app_desc
             lines.append(f"project: {d['project_name']!r}  version: {d['version']!r}")
@@ -193,6 +199,10 @@ def inspect(data: bytes | bytearray | memoryview) -> ImageInfo:
                         "elf_sha256": f[8].hex(),
                     }
         info.is_merged = info.magic_ok and bool(info.segments) and not info.is_app
+        if info.length is not None:
+            info.signature = read_sector(mv, info.length)
+            if info.signature is not None:
+                info.errors += info.signature.errors()
     info.valid = not info.errors
     return info
 
