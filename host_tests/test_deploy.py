@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import mpremote
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from faults import make_certs
+from signing import espsecure
 
 from tools import devicepkg
 from tools.board.serial import SerialBoard
@@ -409,6 +412,61 @@ def test_bad_transport_options_exit_2_with_a_message(args, words, capsys, tmp_pa
     err = capsys.readouterr().err
     assert rc == 2
     assert words.format(**names) in err
+    assert not (tmp_path / "lib").exists()
+
+
+# --- signed updates: the keys the board trusts ---------------------------------------------
+
+
+def test_signing_options_in_the_settings_file(capsys, sign_keys):
+    A, B, C = (sign_keys[k] for k in "ABC")
+    spaced = " ".join(f"{x:02x}" for x in C.digest)  # as espsecure signature-info-v2 prints it
+    args = ["config", "--trust-key", str(A.pem), "--trust-key", str(B.public)]
+    args += ["--trust-digest", A.hex.upper(), "--trust-digest", spaced]
+    assert main([*args, "--require-signature"]) == 0
+    signing = json.loads(capsys.readouterr().out)["signing"]
+    # private or public PEM: the digest espsecure digest-sbv2-public-key writes; each once
+    assert signing == {"trusted": [A.hex, B.hex, C.hex], "required": True}
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["signing"]["required"] is False
+    assert "signing" not in build(Options(server="http://h/"))
+
+
+def test_signing_settings_deployed_to_the_board(serial, board, tmp_path, sign_keys):
+    args = ["--config-only", "--trust-key", str(sign_keys["A"].public), "--require-signature"]
+    assert deploy(serial, tmp_path, *args) == 0  # the board reads them back: checked there
+    cfg = json.loads((board.fs / "acupdate.json").read_text())
+    assert cfg["signing"] == {"trusted": [sign_keys["A"].hex], "required": True}
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--require-signature"], "--require-signature needs the key(s) the board trusts"),
+        (["--trust-key", "{tmp}/none.pem"], "--trust-key {tmp}/none.pem: no such file"),
+        (["--trust-key", "{tmp}"], "--trust-key {tmp} is a folder"),
+        (["--trust-key", "{tmp}/ec.pem"], "is an ECDSA key: the board checks RSA-3072"),
+        (["--trust-key", "{tmp}/rsa2048.pem"], "is an RSA-2048 key: Secure Boot V2 uses RSA-3072"),
+        (["--trust-key", "{tmp}/words.pem"], "--trust-key {tmp}/words.pem is not a PEM key"),
+        (["--trust-digest", "ab" * 31], "give the key digest as 64 hex digits"),
+        (["--trust-digest", "xy" * 32], "--trust-digest 'xyxy"),
+    ],
+)
+def test_bad_signing_options_exit_2_with_a_message(args, words, capsys, tmp_path):
+    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa256", tmp_path / "ec.pem")
+    small = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "rsa2048.pem").write_bytes(
+        small.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "words.pem").write_text("not a key\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    rc = main(["--device", "/dev/null-no-board", "--build-dir", str(tmp_path), *args])
+    assert rc == 2
+    assert words.format(tmp=tmp_path) in capsys.readouterr().err
     assert not (tmp_path / "lib").exists()
 
 

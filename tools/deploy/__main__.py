@@ -18,6 +18,9 @@ Examples:
   python -m tools.deploy --device /dev/ttyUSB0 --wifi-ssid lab --wifi-key secret123 \\
       --server https://updates.lan/fw --ca ca.pem --user fleet --password s3cret \\
       --deadline 300 --retries 5
+  # only images signed with key.pem (espsecure sign-data --version 2 --keyfile key.pem)
+  python -m tools.deploy --device /dev/ttyUSB0 --config-only --server http://h:8000/ \
+      --trust-key key.pem --require-signature
 """
 
 from __future__ import annotations
@@ -125,6 +128,36 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="wait S seconds before the first resume, then 2x, 4x... (default 0.5)",
     )
+    _signing_options(p)
+
+
+def _signing_options(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group(
+        'signed updates (/acupdate.json "signing"): Secure Boot V2 signatures, RSA-3072, '
+        "as `espsecure sign-data --version 2` makes them"
+    )
+    s.add_argument(
+        "--trust-key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="trust images signed with this key (public or private PEM; only its digest "
+        "goes to the board) (repeatable)",
+    )
+    s.add_argument(
+        "--trust-digest",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="trust the key with this digest: 64 hex digits, the 32 bytes `espsecure "
+        "digest-sbv2-public-key` writes (repeatable)",
+    )
+    s.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="refuse unsigned images (default: an unsigned image is taken, a signed one "
+        "must be signed by a trusted key)",
+    )
 
 
 def _options(args) -> Options:
@@ -147,6 +180,9 @@ def _options(args) -> Options:
         deadline=args.deadline,
         retries=args.retries,
         backoff=args.backoff,
+        trust_keys=args.trust_key,
+        trust_digests=args.trust_digest,
+        require_signature=args.require_signature,
     )
 
 

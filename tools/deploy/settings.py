@@ -1,10 +1,12 @@
 """The board settings file, /acupdate.json, built from command-line options.
 
 Its sections are what device/acupdate reads: "wifi" (acupdate.startup.wifi),
-"server" (acupdate.config.Config.from_dict), "health" (acupdate.startup.health) and
-"startup" (acupdate.startup.check). Every value is checked here, on the host, with
-the same rules the board applies (acupdate.settings for "server"), so a bad option fails
-at deploy time with a message instead of on the board after the next reset.
+"server" (acupdate.config.Config.from_dict), "health" (acupdate.startup.health),
+"startup" (acupdate.startup.check) and "signing" (the Secure Boot V2 keys the board trusts,
+acupdate.ota.trust: {"trusted": [64 hex digits, ...], "required": true|false}). Every
+value is checked here, on the host, with the same rules the board applies (acupdate.settings
+for "server"), so a bad option fails at deploy time with a message instead of on the board
+after the next reset.
 
 A CA certificate (--ca) is a file of its own on the board: `board_files()` says which
 host file goes where; "server" names it by its board path.
@@ -20,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tools.image.signature import SigningKeyError, key_digest
 
 from .errors import OptionError
 
@@ -52,6 +56,10 @@ class Options:
     deadline: float | None = None
     retries: int | None = None
     backoff: float | None = None
+    # Signed updates: key files (PEM) and key digests (hex) the board trusts.
+    trust_keys: list[str] = field(default_factory=list)
+    trust_digests: list[str] = field(default_factory=list)
+    require_signature: bool = False
 
     def given(self) -> bool:
         """True when any option that goes into the file was given."""
@@ -321,7 +329,50 @@ def build(opts: Options) -> dict:
         t = 3 if opts.startup_timeout is None else opts.startup_timeout
         startup["timeout"] = _check_seconds("--startup-timeout", t)
     cfg["startup"] = startup
+    signing = _signing(opts)
+    if signing is not None:
+        cfg["signing"] = signing
     return cfg
+
+
+def _key_file_digest(path: str) -> str:
+    """The hex digest of the key in a PEM file (public or private), as espsecure
+    digest-sbv2-public-key computes it."""
+    try:
+        pem = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise OptionError(f"--trust-key {path}: no such file") from None
+    except IsADirectoryError:
+        raise OptionError(f"--trust-key {path} is a folder: give the key's PEM file") from None
+    except OSError as e:
+        raise OptionError(f"--trust-key {path}: cannot read it ({e.strerror})") from None
+    try:
+        return key_digest(pem, f"--trust-key {path}").hex()
+    except SigningKeyError as e:
+        raise OptionError(str(e)) from None
+
+
+def _signing(opts: Options) -> dict | None:
+    """The "signing" section: the trusted key digests (each once, in the order given) and
+    whether unsigned images are refused; None when no key is given."""
+    digests = [_key_file_digest(p) for p in opts.trust_keys]
+    for text in opts.trust_digests:
+        # as given, or as `espsecure signature-info-v2` prints it (bytes between spaces)
+        h = "".join(text.split())
+        if not _HEX64.match(h):
+            raise OptionError(
+                f"--trust-digest {text!r}: give the key digest as 64 hex digits (the 32 bytes "
+                "`espsecure digest-sbv2-public-key` writes), or --trust-key with the key's PEM"
+            )
+        digests.append(h.lower())
+    if not digests:
+        if opts.require_signature:
+            raise OptionError(
+                "--require-signature needs the key(s) the board trusts: --trust-key PEM or "
+                "--trust-digest HEX"
+            )
+        return None
+    return {"trusted": list(dict.fromkeys(digests)), "required": opts.require_signature}
 
 
 def _transport(opts: Options) -> dict:
