@@ -32,6 +32,13 @@ def sign_keys(tmp_path_factory) -> dict[str, Key]:
     return {name: make_key(folder, name) for name in "ABC"}
 
 
+@pytest.fixture(scope="session")
+def ec_keys(tmp_path_factory) -> dict[str, Key]:
+    """ECDSA signing keys made by espsecure: P256 (the one the board checks), P192, P384."""
+    folder = tmp_path_factory.mktemp("ec-keys")
+    return {f"P{n}": make_key(folder, f"P{n}", f"ecdsa{n}") for n in (256, 192, 384)}
+
+
 @pytest.fixture
 def board(tmp_path, image_v1) -> Board:
     """A fresh 4 MiB board running v1 from ota_0, otadata erased."""

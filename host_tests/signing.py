@@ -1,7 +1,8 @@
 """Signed images for the tests, made by Espressif's own `espsecure` (the pinned esptool's).
 
-- make_key(): an RSA-3072 signing key from `espsecure generate-signing-key --version 2`,
-  made at test time (conftest's session fixture `sign_keys`: keys A, B, C), never committed.
+- make_key(): a signing key from `espsecure generate-signing-key --version 2`, made at
+  test time (conftest's session fixtures: `sign_keys`, RSA-3072 keys A, B, C; `ec_keys`,
+  ECDSA keys on P-256, P-192 and P-384), never committed.
 - sign(): `espsecure sign-data --version 2` (with --append-signatures to add a block).
 - espsecure(): the espsecure command line, run in this process (its click CLI, as the
   `espsecure` script runs it).
@@ -28,6 +29,8 @@ SECTOR = 4096
 BLOCK = 1216
 # Offsets inside a signature block (version 2, RSA-3072).
 DIGEST, N, E, SIG, CRC = 4, 36, 420, 812, 1196
+# ... and in a version 3 block (ECDSA P-256): curve id, the point (x, y), then (r, s).
+CURVE, POINT, R, S = 36, 37, 101, 133
 
 
 def espsecure(*args: str | Path) -> str:
@@ -50,9 +53,11 @@ class Key:
         return self.digest.hex()
 
 
-def make_key(folder: Path, name: str) -> Key:
+def make_key(folder: Path, name: str, scheme: str = "rsa3072") -> Key:
+    """A signing key (rsa3072, ecdsa256, ...: espsecure's --scheme), its public PEM, its
+    digest."""
     pem, pub, dig = folder / f"{name}.pem", folder / f"{name}.pub.pem", folder / f"{name}.dig"
-    espsecure("generate-signing-key", "--version", "2", "--scheme", "rsa3072", pem)
+    espsecure("generate-signing-key", "--version", "2", "--scheme", scheme, pem)
     espsecure("extract-public-key", "--version", "2", "--keyfile", pem, pub)
     espsecure("digest-sbv2-public-key", "--keyfile", pem, "--output", dig)
     return Key(pem, pub, dig.read_bytes())

@@ -418,7 +418,7 @@ def test_bad_transport_options_exit_2_with_a_message(args, words, capsys, tmp_pa
 # --- signed updates: the keys the board trusts ---------------------------------------------
 
 
-def test_signing_options_in_the_settings_file(capsys, sign_keys):
+def test_signing_options_in_the_settings_file(capsys, sign_keys, ec_keys):
     A, B, C = (sign_keys[k] for k in "ABC")
     spaced = " ".join(f"{x:02x}" for x in C.digest)  # as espsecure signature-info-v2 prints it
     args = ["config", "--trust-key", str(A.pem), "--trust-key", str(B.public)]
@@ -427,6 +427,9 @@ def test_signing_options_in_the_settings_file(capsys, sign_keys):
     signing = json.loads(capsys.readouterr().out)["signing"]
     # private or public PEM: the digest espsecure digest-sbv2-public-key writes; each once
     assert signing == {"trusted": [A.hex, B.hex, C.hex], "required": True}
+    assert main(["config", "--trust-key", str(ec_keys["P256"].pem)]) == 0
+    ec = json.loads(capsys.readouterr().out)["signing"]
+    assert ec == {"trusted": [ec_keys["P256"].hex], "required": False}
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["signing"]["required"] is False
     assert "signing" not in build(Options(server="http://h/"))
@@ -445,7 +448,7 @@ def test_signing_settings_deployed_to_the_board(serial, board, tmp_path, sign_ke
         (["--require-signature"], "--require-signature needs the key(s) the board trusts"),
         (["--trust-key", "{tmp}/none.pem"], "--trust-key {tmp}/none.pem: no such file"),
         (["--trust-key", "{tmp}"], "--trust-key {tmp} is a folder"),
-        (["--trust-key", "{tmp}/ec.pem"], "is an ECDSA key: the board checks RSA-3072"),
+        (["--trust-key", "{tmp}/ec.pem"], "is an ECDSA key on secp192r1: the board checks"),
         (["--trust-key", "{tmp}/rsa2048.pem"], "is an RSA-2048 key: Secure Boot V2 uses RSA-3072"),
         (["--trust-key", "{tmp}/words.pem"], "--trust-key {tmp}/words.pem is not a PEM key"),
         (["--trust-digest", "ab" * 31], "give the key digest as 64 hex digits"),
@@ -453,7 +456,7 @@ def test_signing_settings_deployed_to_the_board(serial, board, tmp_path, sign_ke
     ],
 )
 def test_bad_signing_options_exit_2_with_a_message(args, words, capsys, tmp_path):
-    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa256", tmp_path / "ec.pem")
+    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa192", tmp_path / "ec.pem")
     small = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "rsa2048.pem").write_bytes(
         small.private_bytes(

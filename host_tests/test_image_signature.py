@@ -89,31 +89,30 @@ def test_inspect_finds_what_is_wrong_with_a_sector(signed):
     assert "no signature block, first byte 0xa5" in info.summary()
 
 
-def test_inspect_reads_an_ecdsa_block(tmp_path, signed):
+def test_inspect_reads_an_ecdsa_block(tmp_path, signed, ec_keys):
     _app, _a, _ab, d = signed
-    key, dig = tmp_path / "ec.pem", tmp_path / "ec.dig"
-    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa256", key)
-    espsecure("digest-sbv2-public-key", "--keyfile", key, "--output", dig)
-    sign(d / "app.bin", key, tmp_path / "ec.bin")
+    sign(d / "app.bin", ec_keys["P256"].pem, tmp_path / "ec.bin")
     info = inspect((tmp_path / "ec.bin").read_bytes())
     assert info.valid, info.errors
     (b,) = info.signature.blocks  # type: ignore[union-attr]
     assert (b.version, b.crc_ok, b.signs_image, b.signature_ok) == (3, True, True, True)
-    assert b.key_digest == dig.read_bytes()
+    assert b.key_digest == ec_keys["P256"].digest
     assert "block 0: ECDSA (version 3)" in info.summary()
 
 
-def test_key_digest_equals_espsecures(sign_keys):
-    for k in sign_keys.values():
+def test_key_digest_equals_espsecures(sign_keys, ec_keys):
+    for k in [*sign_keys.values(), ec_keys["P256"]]:
         assert key_digest(k.pem.read_bytes()) == k.digest
         assert key_digest(k.public.read_bytes()) == k.digest
 
 
-def test_key_digest_refuses_other_keys(tmp_path):
-    ec_key = tmp_path / "ec.pem"
-    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa256", ec_key)
-    with pytest.raises(SigningKeyError, match=r"^k is an ECDSA key: the board checks RSA-3072"):
-        key_digest(ec_key.read_bytes(), "k")
+def test_key_digest_refuses_other_keys(ec_keys):
+    for curve, name in (("P192", "secp192r1"), ("P384", "secp384r1")):
+        with pytest.raises(
+            SigningKeyError,
+            match=rf"^k is an ECDSA key on {name}: the board checks RSA-3072 and ECDSA P-256",
+        ):
+            key_digest(ec_keys[curve].public.read_bytes(), "k")
     small = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = small.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -133,8 +133,8 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
 
 def _signing_options(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group(
-        'signed updates (/acupdate.json "signing"): Secure Boot V2 signatures, RSA-3072, '
-        "as `espsecure sign-data --version 2` makes them"
+        'signed updates (/acupdate.json "signing"): Secure Boot V2 signatures (RSA-3072 or '
+        "ECDSA P-256) as `espsecure sign-data --version 2` makes them"
     )
     s.add_argument(
         "--trust-key",

@@ -7,6 +7,7 @@ image's end rounded up to 4 KiB.
 
     read_sector(data, app_length) -> SignatureSector | None   what the sector holds
     key_digest(pem) -> bytes   the 32 bytes a board trusts (`espsecure digest-sbv2-public-key`)
+                               for an RSA-3072 or an ECDSA P-256 key
 """
 
 from __future__ import annotations
@@ -196,8 +197,10 @@ def read_sector(data: bytes | memoryview, app_length: int) -> SignatureSector | 
 
 
 def key_digest(pem: bytes, name: str = "key") -> bytes:
-    """The SHA-256 of an RSA-3072 key as a signature block stores it (n, e, rinv, m'),
-    from a public or private PEM key: what `espsecure digest-sbv2-public-key` writes."""
+    """The digest of a public or private PEM key as a board trusts it, what `espsecure
+    digest-sbv2-public-key` writes: the SHA-256 of the key as a signature block stores it,
+    for RSA-3072 n, e, rinv, m' (version 2 blocks), for ECDSA P-256 the curve id and the
+    point (version 3 blocks)."""
     try:
         if b"PRIVATE KEY-----" in pem:
             key = serialization.load_pem_private_key(pem, password=None).public_key()
@@ -205,11 +208,19 @@ def key_digest(pem: bytes, name: str = "key") -> bytes:
             key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as e:
         raise SigningKeyError(f"{name} is not a PEM key espsecure reads ({e})") from None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise SigningKeyError(
+                f"{name} is an ECDSA key on {key.curve.name}: the board checks RSA-3072 and "
+                "ECDSA P-256 (secp256r1) signatures"
+            )
+        p = key.public_numbers()
+        point = p.x.to_bytes(32, "little") + p.y.to_bytes(32, "little")
+        return hashlib.sha256(bytes([P256]) + point).digest()
     if not isinstance(key, rsa.RSAPublicKey):
-        kind = "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise SigningKeyError(
-            f"{name} is an {kind} key: the board checks RSA-3072 signatures (Secure Boot V2 "
-            "version 2) only"
+            f"{name} is a {type(key).__name__}: the board checks RSA-3072 and ECDSA P-256 "
+            "signatures"
         )
     if key.key_size != 3072:
         raise SigningKeyError(f"{name} is an RSA-{key.key_size} key: Secure Boot V2 uses RSA-3072")
