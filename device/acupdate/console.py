@@ -96,8 +96,9 @@ def _count_down(seconds):
 
 
 def status():
-    """Print each OTA slot: image version, otadata state, running / next boot."""
-    from .ota import slots
+    """Print each OTA slot: image version, otadata state, running / next boot; and when
+    the settings name trusted signing keys, which of them signed each slot's image."""
+    from .ota import signers, slots
 
     rows = slots.table()
     rs = slots.running_state()
@@ -105,6 +106,11 @@ def status():
     print(_ROW % ("slot", "version", "otadata", ""))
     for row in rows:
         print(_ROW % row)
+    sigs = signers.table(rows)
+    if sigs:
+        print("Signatures (trusted keys from /acupdate.json):")
+        for label, words in sigs:
+            print("  %-6s %s" % (label, words))
     if rb:
         print(rb[0].upper() + rb[1:])
     if rs == "PENDING_VERIFY":

@@ -8,6 +8,9 @@
 # the expected one, when there is one) are they written, last, into block 0 without an
 # erase (4 arguments: 0xFF AND x = x). The partition is then read back and hashed again;
 # only then set_boot(). The running partition is never written.
+# When the board's settings have a "signing" section (trusted keys), the image's Secure
+# Boot V2 signature is checked too (acupdate.ota.signed), from flash, after the MD5 and
+# before the held header is written: a refused image never looks like an image.
 import binascii
 import hashlib
 
@@ -101,8 +104,9 @@ class Writer:
         self.fill = 0
 
     def finish(self, want):
-        """All bytes are in: check the MD5 (and SHA-256), write the held header, read back,
-        set_boot."""
+        """All bytes are in: check the MD5 (and SHA-256, and the signature when the settings
+        ask for it: `key` is then the index of the trusted key that signed), write the held
+        header, read back, set_boot."""
         if self.done != self.size:
             raise OSError("connection closed after %d of %d bytes" % (self.done, self.size))
         if self.fill:
@@ -114,6 +118,29 @@ class Writer:
             sha = binascii.hexlify(self.sha.digest()).decode()
             if sha != self.want.lower():
                 raise ValueError("SHA-256 Check Failed: image %s, expected %s" % (sha, self.want))
+        try:  # the settings' "signing" section (as acupdate.ota.signed.section() reads it,
+            # here so that an update without one loads nothing more at its end)
+            with open("/acupdate.json") as f:
+                import json
+
+                d = json.load(f).get("signing")
+        except OSError:
+            d = None
+        if d is not None:  # two phases: the blocks a trusted key made, then the arithmetic
+            from .. import Phase
+
+            try:
+                with Phase():
+                    from . import signed
+
+                    job = signed.find(d, self.part, self.size, self.head, self.buf)
+                if job:
+                    with Phase():
+                        from . import sigverify
+
+                        self.key = sigverify.first(job, self.buf)
+            except ValueError as e:
+                raise ValueError("Signature Check Failed: %s" % e.args[0])
         self.part.writeblocks(0, self.head, 0)
         back = md5hex(self.part, self.size, self.buf)
         if back != got:
