@@ -31,6 +31,17 @@ Targets (each printed with PASS/FAIL; the exit status is 1 when one fails):
      the agent checks the image); the whole times (connect to last write for the floor;
      update() with the running image's MD5 and the read-back for the agent) are printed too.
 
+  4. Signed updates (issue 13): a 0.5 MiB image signed by `espsecure sign-data --version
+     2` (an RSA-3072 key, then an ECDSA P-256 one, made for the run), the board trusting
+     the key (/acupdate.json "signing", required): a complete update succeeds at heap 48K
+     (the agent's promise for http), through the Updater API and the REPL flow, flash
+     checked; printed: the smallest heap from which it works at every heap tried up to
+     48K (1 KiB steps), next to the same image unsigned on a board without keys. Figures
+     only, for the check alone: the same images written through an acupdate.ota.writer
+     Writer on the board, the time of its finish() (with the check: the SHA-256 of the
+     image read back, the blocks, the RSA or ECDSA arithmetic) and the smallest heap for
+     the Writer and finish(), next to the unsigned image without keys.
+
     .venv/bin/python bench/bench_agent.py [--rounds 5]
 """
 
@@ -267,6 +278,25 @@ print(json.dumps(rows))
 """
 
 
+# The signature check as acupdate.ota.writer makes it: an image on the board's file system
+# written into the next slot through a Writer, then finish() (the MD5, the signature when
+# /acupdate.json names trusted keys, the header, the read-back, set_boot), timed. JSON:
+# finish()'s microseconds and the index of the key that signed (None: not checked).
+WRITER_CHECK = """
+import json, time, gc
+from acupdate.ota import slots, writer
+buf = bytearray(4096)
+w = writer.Writer(slots.target(), %(size)d, buf)
+with open("/app.bin", "rb") as f:
+    while w.done < w.size:
+        w.commit(f.readinto(w.room()))
+gc.collect()
+t = time.ticks_us()
+w.finish(%(md5)r)
+print(json.dumps({"finish_us": time.ticks_diff(time.ticks_us(), t), "key": w.key}))
+"""
+
+
 class Lab:
     """Images, a catalog folder per case on one update server, and fresh boards."""
 
@@ -377,6 +407,73 @@ def throughput(lab: Lab, heap: int, rounds: int) -> tuple[list | None, str]:
         return None, err
     problem = lab.flashed(board, LARGE)
     return (None, problem) if problem else (got, "")  # type: ignore[return-value]
+
+
+def writer_check(lab: Lab, image: bytes, keys: list, heap: int) -> dict | None:
+    """WRITER_CHECK on a fresh board trusting `keys` (none: no "signing" section)."""
+    import hashlib
+
+    board = lab.board()
+    (board.fs / "app.bin").write_bytes(image)
+    if keys:
+        cfg = {"signing": {"trusted": [k.hex for k in keys], "required": True}}
+        (board.fs / "acupdate.json").write_text(json.dumps(cfg))
+    code = WRITER_CHECK % {"size": len(image), "md5": hashlib.md5(image).hexdigest()}
+    got, _ = run_json(board, code, heap)
+    return got if isinstance(got, dict) else None
+
+
+def signed_update(lab: Lab, flow: str, url: str, image: bytes, keys: list, heap: int):
+    """One complete update from `url` on a fresh board trusting `keys` (none: no "signing"
+    section): (True, "") when the board reports success and ota_1 holds `image`, next boot."""
+    board = lab.board()
+    if keys:
+        cfg = {"signing": {"trusted": [k.hex for k in keys], "required": True}}
+        (board.fs / "acupdate.json").write_text(json.dumps(cfg))
+    res = board.run(flow % {"url": url}, heap=heap, timeout=300)
+    if res.returncode != 0 or "STATUS 4" not in res.output:
+        return False, (res.output + res.stderr).strip()[-300:]
+    part = board.flash.part("ota_1")
+    if board.flash.read(part.offset, len(image)) != image:
+        return False, "ota_1 does not hold the image"
+    if board.flash.boot_partition().label != "ota_1":
+        return False, "ota_1 is not the next boot"
+    return True, ""
+
+
+def signed_updates(lab: Lab, verdict) -> list:  # type: ignore[no-untyped-def]
+    from signing import make_key, sign
+
+    print("\nSigned updates (0.5 MiB image, the board trusting the key, signatures required)")
+    src = lab.tmp / "signing" / "app.bin"
+    src.parent.mkdir()
+    src.write_bytes(lab.images[SMALL])
+    cases = [("unsigned, no keys", "plain", lab.images[SMALL], [])]
+    for scheme in ("rsa3072", "ecdsa256"):
+        key = make_key(src.parent, scheme, scheme)
+        folder = lab.tmp / "catalog" / scheme
+        folder.mkdir()
+        cases.append((f"signed, {scheme}", scheme, sign(src, key.pem, folder / "app.bin"), [key]))
+    (lab.tmp / "catalog" / "plain").mkdir()
+    (lab.tmp / "catalog" / "plain" / "app.bin").write_bytes(lab.images[SMALL])
+    for name, case, image, keys in cases:
+        url = f"{lab.server.url.rstrip('/')}/{case}"
+        for flow, how in ((UPDATER_FLOW, "Updater API"), (REPL_FLOW, "REPL flow")):
+            if keys:
+                ok, why = signed_update(lab, flow, url, image, keys, TOP)
+                verdict(
+                    f"4. {name} update at heap {TOP // KIB}K, {how}",
+                    ok,
+                    "flash verified, ota_1 boots next" if ok else why,
+                )
+            least = None
+            heap = TOP
+            while heap >= 24 * KIB and signed_update(lab, flow, url, image, keys, heap)[0]:
+                least = heap
+                heap -= KIB
+            shown = f"{least} B" if least else f"fails at {TOP // KIB}K"
+            print(f"  {name:<18} {how:<12} smallest heap {shown}")
+    return cases
 
 
 def kib(n: float) -> str:
@@ -530,6 +627,26 @@ def run(lab: Lab, rounds: int, verdict) -> None:  # type: ignore[no-untyped-def]
             f"agent {agent / 1000:.0f} ms, floor {floor / 1000:.0f} ms for the same "
             f"{rows[0][0][2]} bytes: {agent / floor:.2f}",
         )
+    print_writer_check(lab, signed_updates(lab, verdict))
+
+
+def print_writer_check(lab: Lab, cases: list) -> None:
+    print("\nThe check in Writer.finish() (.mpy on the board), 0.5 MiB image")
+    for name, _case, image, keys in cases:
+        got = writer_check(lab, image, keys, 110 * KIB)
+        if got is None or (keys and got["key"] != 0):
+            print(f"  {name}: could not measure: {got}")
+            continue
+        least = None
+        heap = 40 * KIB
+        while heap >= 8 * KIB and writer_check(lab, image, keys, heap) is not None:
+            least = heap
+            heap -= 512
+        print(
+            f"  {name:<18} finish() {got['finish_us'] / 1000:.0f} ms; smallest heap for the "
+            f"Writer and finish(): {least} B"
+        )
+    print("  (x86-64 unix port: heap figures are an upper bound for the ESP32, times are not)")
 
 
 if __name__ == "__main__":
