@@ -56,6 +56,35 @@ def test_readme_demo_command_updates_the_board_to_v2_and_confirms_it():
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def test_signed_demo_refuses_a_tampered_copy_then_installs_the_signed_image():
+    readme = (ROOT / "README.md").read_text()
+    assert "./dev demo --signed" in readme
+    res = subprocess.run(
+        ["./dev", "demo", "--signed"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    out = res.stdout
+    assert res.returncode == 0, out + res.stderr
+    marks = [
+        "== signing v2 with espsecure (Secure Boot V2, RSA-3072)",
+        "$ espsecure sign-data --version 2 --keyfile ",
+        "--trust-key ",
+        "acupdate.repl.update('app-tampered.bin', reboot=False)",
+        "Update failed: Signature Check Failed: image changed after signing: SHA-256 ",
+        "ota_0  1.0.0          -                running next-boot",
+        "Update successful: app.bin",
+        "serial | boot: slot=ota_1 version=2.0.0 project=acupdate-demo state=PENDING_VERIFY",
+        "ota_1  signed by trusted key 0 (",
+        "summary: 1.0.0 -> 2.0.0, ",
+    ]
+    pos = 0
+    for mark in marks:
+        found = out.find(mark, pos)
+        assert found >= 0, f"{mark!r} missing (or out of order) in:\n{out}"
+        pos = found
+    digest = re.search(r"key digest \(what the board will trust\): ([0-9a-f]{64})", out).group(1)
+    assert f"signed by trusted key 0 ({digest[:16]}...)" in out
+
+
 def test_a_failing_step_says_what_failed_and_exits_non_zero(monkeypatch, capsys, tmp_path):
     # The agent is deployed with a health check that cannot pass: v2 is written and
     # boots, boot.py refuses to confirm it and resets, and the bootloader rolls back.

@@ -13,6 +13,11 @@
    host, and one more reset that keeps v2;
 6. prints a summary (versions, bytes, MD5, seconds) and stops everything it started.
 
+With --signed, v2 is signed with a key made by Espressif's espsecure (Secure Boot V2,
+RSA-3072), the board is deployed trusting that key only (--trust-key, --require-signature),
+and before v2 a copy of it with one bit flipped is offered: the board refuses it (image
+changed after signing), writes nothing bootable and keeps running v1.
+
 With --interactive it then leaves you at the board's REPL (mpremote repl) with the
 server still running. Any failure says what failed and exits with status 1.
 """
@@ -41,6 +46,8 @@ from tools.server import ServerError, UpdateServer
 PROJECT = "acupdate-demo"
 OLD, NEW = "1.0.0", "2.0.0"
 IMAGE_SIZE = 1536 * 1024  # 1.5 MiB, the size of an OTA slot in MicroPython's layout
+SECTOR = 4096
+TAMPERED = "app-tampered.bin"
 WIFI = ("acupdate-lab", "otapass123")  # an access point the simulated board can see
 MPREMOTE_TIMEOUT = 120
 CONFIRMED = "new image confirmed after its health check"
@@ -101,10 +108,21 @@ class SerialLog:
             return found[0] if self._cond.wait_for(seen, timeout) else None
 
 
+def espsecure(*args: str) -> str:
+    """Run Espressif's espsecure (the one next to this Python), shown as a user types it."""
+    exe = Path(sys.executable).parent / "espsecure"
+    print(f"$ espsecure {' '.join(args)}", flush=True)
+    res = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+    if res.returncode:
+        raise DemoError(f"espsecure {args[0]} failed:\n{res.stdout}{res.stderr}")
+    return res.stdout
+
+
 class Demo:
-    def __init__(self, workdir: Path, interactive: bool) -> None:
+    def __init__(self, workdir: Path, interactive: bool, signed: bool = False) -> None:
         self.workdir = workdir
         self.interactive = interactive
+        self.signed = signed
         self.serial_log = SerialLog()
         self.sb: SerialBoard | None = None
 
@@ -149,7 +167,12 @@ class Demo:
         t0 = time.monotonic()
         step(1, "building two firmware images with tools.image")
         v1 = build_app(version=OLD, project=PROJECT, size=IMAGE_SIZE, seed=1)
-        v2 = build_app(version=NEW, project=PROJECT, size=IMAGE_SIZE, seed=2)
+        # A signed image is the app padded to 4 KiB and a 4 KiB sector: it must fit the slot.
+        size = IMAGE_SIZE - 2 * SECTOR if self.signed else IMAGE_SIZE
+        v2 = build_app(version=NEW, project=PROJECT, size=size, seed=2)
+        tampered = None
+        if self.signed:
+            v2, tampered = self.sign(v2)
         md5 = hashlib.md5(v2).hexdigest()
         say(f"v{OLD}: {len(v1)} bytes, md5 {hashlib.md5(v1).hexdigest()}")
         say(f"v{NEW}: {len(v2)} bytes, md5 {md5}")
@@ -160,10 +183,14 @@ class Demo:
         (catalog / "app.bin").write_bytes(v2)
         (catalog / "archive" / f"app-{OLD}.bin").write_bytes(v1)
         (catalog / "RELEASE-NOTES.txt").write_text(f"{NEW}: the demo's new firmware\n")
+        if tampered is not None:
+            (catalog / TAMPERED).write_bytes(tampered)
         with UpdateServer(catalog, host="127.0.0.1", port=0) as server:
             url = server.url + "/"
             say(f"catalog folder {catalog}:")
             say(f"  app.bin (v{NEW}), RELEASE-NOTES.txt, archive/app-{OLD}.bin")
+            if tampered is not None:
+                say(f"  {TAMPERED} (v{NEW} signed, then one bit changed)")
             say(f"serving it at {url}")
             say(f"its catalog query {url}_catalog?op=list&path=. answers:")
             for entry in _catalog(url):
@@ -182,6 +209,8 @@ class Demo:
             say(f"serial port {sb.device} (mpremote connects to it as to a real board)")
             argv = ["--device", sb.device, "--build-dir", str(self.workdir / "build")]
             argv += ["--wifi-ssid", WIFI[0], "--wifi-key", WIFI[1], "--server", url]
+            if self.signed:
+                argv += ["--trust-key", str(self.workdir / "key.pem"), "--require-signature"]
             print(f"$ python -m tools.deploy {' '.join(argv)}", flush=True)
             rc = deploy_cli.main(argv)
             if rc:
@@ -189,12 +218,15 @@ class Demo:
 
             step(4, "on the board's REPL: list the catalog, update to v2, reset")
             self.mpremote("exec", "import acupdate.repl; acupdate.repl.ls()", what="ls()")
+            if self.signed:
+                self.refused()
             before = len(server.access_log)
             mark = self.serial_log.mark()
             t_up = time.monotonic()
+            name = "'app.bin', " if self.signed else ""
             out = self.mpremote(
                 "exec",
-                "import acupdate.repl; acupdate.repl.update(reboot=False)",
+                f"import acupdate.repl; acupdate.repl.update({name}reboot=False)",
                 "+",
                 "reset",
                 what="update()",
@@ -240,6 +272,35 @@ class Demo:
                 self.repl(url)
         return 0
 
+    def sign(self, app: bytes) -> tuple[bytes, bytes]:
+        """v2 signed by a key made now, and a copy of it with one bit of the app flipped."""
+        step(None, "signing v2 with espsecure (Secure Boot V2, RSA-3072)")
+        w = self.workdir
+        (w / "app-unsigned.bin").write_bytes(app)
+        key = str(w / "key.pem")
+        espsecure("generate-signing-key", "--version", "2", "--scheme", "rsa3072", key)
+        espsecure("digest-sbv2-public-key", "--keyfile", key, "--output", str(w / "key.digest"))
+        say(f"key digest (what the board will trust): {(w / 'key.digest').read_bytes().hex()}")
+        out = w / "app-signed.bin"
+        espsecure("sign-data", "--version", "2", "--keyfile", key, "--output", str(out),
+                  str(w / "app-unsigned.bin"))  # fmt: skip
+        signed = out.read_bytes()
+        tampered = bytearray(signed)
+        tampered[len(app) // 2] ^= 0x01
+        return signed, bytes(tampered)
+
+    def refused(self) -> None:
+        """The tampered copy offered first: refused, nothing bootable written, v1 runs on."""
+        say(f"first {TAMPERED}: the board must refuse it")
+        out = self.mpremote(
+            "exec",
+            f"import acupdate.repl; acupdate.repl.update({TAMPERED!r}, reboot=False)",
+            what=f"update({TAMPERED!r})",
+        )
+        if "Signature Check Failed: image changed after signing" not in out:
+            raise DemoError(f"update({TAMPERED!r}): the board did not refuse the tampered image")
+        self.mpremote("exec", "import acupdate.repl; acupdate.repl.status()", what="status()")
+
     def repl(self, url: str) -> None:
         assert self.sb is not None
         step(None, "interactive: the board's REPL (mpremote); the server keeps running")
@@ -277,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         help="at the end, stay at the board's REPL with the server running",
     )
     p.add_argument("--workdir", type=Path, help="keep the board, images and catalog here")
+    p.add_argument(
+        "--signed",
+        action="store_true",
+        help="v2 signed with espsecure, the board trusting only that key; a tampered copy "
+        "of v2 is refused first",
+    )
     args = p.parse_args(argv)
     if args.interactive and not sys.stdin.isatty():
         print("acupdate-demo: --interactive needs a terminal (stdin is not one)", file=sys.stderr)
@@ -285,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
-            demo = Demo(args.workdir, args.interactive)
+            demo = Demo(args.workdir, args.interactive, args.signed)
             return demo.run()
         with tempfile.TemporaryDirectory(prefix="acupdate-demo-") as tmp:
-            demo = Demo(Path(tmp), args.interactive)
+            demo = Demo(Path(tmp), args.interactive, args.signed)
             return demo.run()
     except (DemoError, BoardError, ServerError, OSError) as e:
         print(f"\ndemo failed: {e}", file=sys.stderr)
