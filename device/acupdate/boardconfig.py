@@ -4,12 +4,12 @@
 PATH = "/acupdate.json"
 
 
-def load():
+def load(path=PATH):
     """The board's settings file as a dict ({} when there is none)."""
     import json
 
     try:
-        with open(PATH) as f:
+        with open(path) as f:
             return json.load(f)
     except OSError:
         return {}

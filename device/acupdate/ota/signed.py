@@ -4,11 +4,11 @@
 # app's length and the signature blocks a trusted key made, acupdate.ota.signature); the
 # writer takes the second, acupdate.ota.sigverify.first(), in a phase of its own.
 import binascii
-import json
 
 from micropython import const
 
-SETTINGS = "/acupdate.json"  # acupdate.boardconfig.PATH
+from ..boardconfig import PATH, load
+
 _ROOM = const(4096)  # set aside for acupdate.ota.sigverify (see find)
 
 
@@ -51,14 +51,10 @@ def find(signing, part, size, head, buf):
     return found and [read, found[0], found[1], found[2]]
 
 
-def section(path=SETTINGS):
+def section(path=PATH):
     """The "signing" section of the settings file at `path` (tools.deploy --trust-key,
     --trust-digest, --require-signature write it); None without one, or without the file."""
-    try:
-        with open(path) as f:
-            return json.load(f).get("signing")
-    except OSError:
-        return None
+    return load(path).get("signing")
 
 
 def keys(d):

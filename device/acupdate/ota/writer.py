@@ -118,27 +118,23 @@ class Writer:
             sha = binascii.hexlify(self.sha.digest()).decode()
             if sha != self.want.lower():
                 raise ValueError("SHA-256 Check Failed: image %s, expected %s" % (sha, self.want))
-        try:  # the settings' "signing" section (as acupdate.ota.signed.section() reads it,
-            # here so that an update without one loads nothing more at its end)
-            with open("/acupdate.json") as f:
-                import json
+        from .. import Phase
 
-                d = json.load(f).get("signing")
-        except OSError:
-            d = None
+        with Phase():  # the settings' "signing" section (tools.deploy --trust-key)
+            import acupdate.boardconfig
+
+            d = acupdate.boardconfig.load().get("signing")
         if d is not None:  # two phases: the blocks a trusted key made, then the arithmetic
-            from .. import Phase
-
             try:
                 with Phase():
-                    from . import signed
+                    import acupdate.ota.signed
 
-                    job = signed.find(d, self.part, self.size, self.head, self.buf)
+                    job = acupdate.ota.signed.find(d, self.part, self.size, self.head, self.buf)
                 if job:
                     with Phase():
-                        from . import sigverify
+                        import acupdate.ota.sigverify
 
-                        self.key = sigverify.first(job, self.buf)
+                        self.key = acupdate.ota.sigverify.first(job, self.buf)
             except ValueError as e:
                 raise ValueError("Signature Check Failed: %s" % e.args[0])
         self.part.writeblocks(0, self.head, 0)
