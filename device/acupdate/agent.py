@@ -182,10 +182,16 @@ class Updater:
 
                 acupdate.download.start.begin(self, dl, r)
                 r = None
-            with Phase():  # the rest, written as it comes, resumed when it drops
-                import acupdate.download.transfer
+            with Phase():  # the slot writer, for the transfer and the checks after it
+                import acupdate.ota.writer
 
-                return acupdate.download.transfer.run(self, dl)
+                with Phase():  # the rest, written as it comes, resumed when it drops
+                    import acupdate.download.transfer
+
+                    acupdate.download.transfer.run(self, dl)
+                # The checks before the image may boot (MD5, SHA-256, signature, read-back),
+                # with the transfer's code out of the heap; then set_boot.
+                return dl.writer.finish(dl.md5)
         finally:
             if r is not None:
                 r.close()

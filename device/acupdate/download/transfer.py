@@ -11,8 +11,8 @@ _PROGRESS = const(3)  # agent.PROGRESS
 
 
 def run(up, dl):
-    """Carry Download `dl` (started by start.fetch) through to its end for Updater `up`: the
-    image written, checked and set to boot. Its MD5."""
+    """Carry Download `dl` (started by start.begin) on for Updater `up` until every byte of
+    the image is in the slot (dl.writer; its finish() checks it and sets it to boot)."""
     while True:
         r = dl.reply
         if r is not None:
@@ -27,7 +27,7 @@ def run(up, dl):
                 r.close()
                 dl.reply = r = None
         if dl.error is None:
-            return dl.writer.finish(dl.md5)
+            return
         dl.tries += 1
         try:
             with Phase():  # the wait, then the first byte still wanted
