@@ -17,6 +17,7 @@ package(
         "download/resume.py",
         "download/start.py",
         "download/transfer.py",
+        "fail.py",
         "http/__init__.py",
         "http/client.py",
         "http/response.py",
