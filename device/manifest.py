@@ -27,6 +27,7 @@ package(
         "ota/__init__.py",
         "ota/ecdsa.py",
         "ota/errors.py",
+        "ota/held.py",
         "ota/image.py",
         "ota/signature.py",
         "ota/signed.py",

@@ -69,14 +69,22 @@ def choose(n, first, url):
     return None
 
 
-def outcome(status, name, error, reboot, url):
+def outcome(status, name, error, reboot, url, kept=None):
     """What ota.update() says when update(`name`) from the server at `url` ended with
-    `status` ("SUCCESS", "NOAVAIL", "FAIL"; `error` its words). With `reboot`, after a
-    success, a count-down that Ctrl-C cancels; True when the board is to reset."""
+    `status` ("SUCCESS", "NOAVAIL", "FAIL"; `error` its words; `kept`: the slot that held
+    the image already). With `reboot`, after a success, a count-down that Ctrl-C cancels;
+    True when the board is to reset."""
     if status == "NOAVAIL":
         print("No update: the board already runs %s" % name)
     elif status == "FAIL":
         failed("Update", error, url, name)
+    elif kept:
+        print(
+            "%s is in %s already, complete (its MD5 read back from the slot): not downloaded "
+            "again; %s boots at the next reset" % (name, kept, kept)
+        )
+        if reboot:
+            return _count_down(3)
     else:
         print("Update successful: %s is written and boots at the next reset" % name)
         if reboot:

@@ -158,7 +158,7 @@ def _update(name, url, reboot, quiet, timeout):
     with Phase():
         import acupdate.console
 
-        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url())
+        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url(), up.kept)
     if reset:
         # The reset comes a moment after update() has returned, from a timer: a command
         # that runs it (mpremote exec) then ends before the board resets, instead of
