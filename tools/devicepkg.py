@@ -14,11 +14,27 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from importlib import resources
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEVICE = ROOT / "device"
+ROOT = Path(__file__).resolve().parent.parent  # the repository, in a checkout
+
+
+def _source() -> Path:
+    """Where the device files are, in the repository's layout (device/acupdate, boot.py,
+    main.py): the copy that a non-editable install put into the package (tools/_device/,
+    made by setup.py), else the repository (a checkout, an editable install)."""
+    installed = resources.files("tools") / "_device"
+    if installed.is_dir():
+        return Path(str(installed))
+    return ROOT
+
+
+SOURCE = _source()
+DEVICE = SOURCE / "device"
 PACKAGE = DEVICE / "acupdate"
+STARTUP_FILES = (SOURCE / "boot.py", SOURCE / "main.py")
+INSTALLED = SOURCE != ROOT  # True: a non-editable install (no repository around)
 # -O3: no line-number tables and no asserts in the bytecode, about 3% less heap per module.
 MPY_FLAGS = ("-O3",)
 
@@ -102,6 +118,12 @@ def manifest() -> str:
 
 
 def main() -> int:
+    if INSTALLED:
+        print(
+            "tools.devicepkg: it rewrites files of the repository: run it in a checkout",
+            file=sys.stderr,
+        )
+        return 2
     (ROOT / "package.json").write_text(package_json())
     (DEVICE / "manifest.py").write_text(manifest())
     print(f"package.json and device/manifest.py list {len(modules())} modules")

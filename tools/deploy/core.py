@@ -9,9 +9,11 @@ would even shadow the new .mpy: MicroPython imports .py first).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,10 +23,15 @@ from tools import devicepkg
 
 from .errors import DeployError
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "device" / "acupdate"
-STARTUP_FILES = (ROOT / "boot.py", ROOT / "main.py")
-BUILD = ROOT / "build" / "deploy"
+PACKAGE = devicepkg.PACKAGE
+STARTUP_FILES = devicepkg.STARTUP_FILES
+# The compiled modules: build/deploy in a checkout; installed, in the temporary folder (a
+# site-packages folder is no place to write).
+BUILD = (
+    Path(tempfile.gettempdir()) / f"acupdate-deploy-{os.getuid()}"
+    if devicepkg.INSTALLED
+    else devicepkg.ROOT / "build" / "deploy"
+)
 BOARD_PKG = "/lib/acupdate"
 BOARD_CONFIG = "/acupdate.json"
 MPREMOTE_TIMEOUT = 300  # seconds for the whole copy
