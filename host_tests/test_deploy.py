@@ -200,10 +200,20 @@ def test_dry_run_without_device_lets_mpremote_find_the_board(capsys, tmp_path):
     assert tree(tmp_path / "lib" / "acupdate") == compiled(".mpy")
 
 
-def test_a_missing_board_is_a_failure_with_mpremote_s_words(capsys, tmp_path):
-    rc = main(["--device", str(tmp_path / "ttyNONE"), "--build-dir", str(tmp_path)])
+def test_a_missing_serial_port_is_a_misuse_said_before_the_build(capsys, tmp_path):
+    rc = main(["--device", str(tmp_path / "ttyNONE"), "--build-dir", str(tmp_path / "b")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m tools.deploy: error: --device ") and err.count("\n") == 1
+    assert "No such file or directory (is the board plugged in?" in err
+    assert not (tmp_path / "b" / "lib").exists()
+
+
+def test_a_board_mpremote_does_not_find_is_a_failure_with_mpremote_s_words(capsys, tmp_path):
+    rc = main(["--device", "id:NOPE", "--build-dir", str(tmp_path)])
     assert rc == 1
-    assert "mpremote failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "mpremote failed" in err and "no device with serial number NOPE" in err
 
 
 def test_check_board_finds_what_does_not_match(tmp_path):

@@ -17,6 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+from tools import cli
+
 from .board import DEFAULT_HEAP, DEFAULT_WIFI, Board, BoardError, heap_bytes
 
 _MIN_HEAP = 16 * 1024
@@ -33,10 +35,19 @@ def _heap(text: str) -> str:
     return t
 
 
-def _prog() -> str:
-    # How this program was called: the console script, or python -m tools.board.
-    name = Path(sys.argv[0]).name
-    return "python -m tools.board" if name in ("__main__.py", "-m", "") else name
+def _wifi(text: str) -> tuple[str, str]:
+    """argparse type of --wifi: SSID:KEY."""
+    ssid, colon, key = text.partition(":")
+    if not colon or not ssid:
+        raise argparse.ArgumentTypeError(f"expected SSID:KEY, got {text!r}")
+    return ssid, key
+
+
+def _file(text: str) -> str:
+    """argparse type of an input file: one that can be read."""
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"no readable file {text!r}")
+    return text
 
 
 def _create(args) -> int:
@@ -52,8 +63,11 @@ def _create(args) -> int:
             image = build_app(version=args.version, project=args.project, chip=args.chip)
         except ImageError as e:
             raise BoardError(str(e)) from e
-    wifi = dict(w.split(":", 1) for w in args.wifi) if args.wifi else None
-    board = Board.create(args.dir, image, wifi=wifi, force=args.force)
+    wifi = dict(args.wifi) if args.wifi else None
+    try:
+        board = Board.create(args.dir, image, wifi=wifi, force=args.force)
+    except OSError as e:
+        raise BoardError(f"cannot create {args.dir}: {e.strerror}") from None
     print(f"created board {args.dir}")
     print(board.state_table())
     return 0
@@ -76,7 +90,7 @@ def _run(args) -> int:
         with board.claim(f"tools.board run, pid {os.getpid()}"):
             res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
     except Stopped:
-        print("acupdate-board: stopped (SIGTERM): the board is off", file=sys.stderr)
+        print(f"{args.prog}: stopped (SIGTERM): the board is off", file=sys.stderr)
         return 128 + signal.SIGTERM
     print(res.boot.log_line())
     sys.stdout.write(res.output)
@@ -125,21 +139,24 @@ def _state(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog=_prog(),
+def _parser(prog: str = "python -m tools.board") -> argparse.ArgumentParser:
+    p = cli.Parser(
+        prog=prog,
         description=__doc__.split("\n")[0],
         epilog=f"A new board's Wi-Fi offers one access point: {_AP}; boot.py joins it.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="a new board with an image in ota_0")
     c.add_argument("dir", help="the board's folder (flash file, filesystem, board.json)")
-    c.add_argument("--image", help="app image for ota_0 (default: build one)")
+    c.add_argument(
+        "--image", type=_file, metavar="FILE", help="app image for ota_0 (default: build one)"
+    )
     c.add_argument("--version", default="1.0.0", help="version of the built image")
     c.add_argument("--project", default="acupdate-demo", help="project name of the built image")
     c.add_argument("--chip", default="esp32", help="chip of the built image (esp32, esp32s3, ...)")
     c.add_argument(
         "--wifi",
+        type=_wifi,
         action="append",
         metavar="SSID:KEY",
         help=f"an access point the board's Wi-Fi offers (repeatable; default: {_AP})",
@@ -148,7 +165,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="power on, run boot.py (and main.py), then code")
     r.add_argument("dir", help="the board's folder (python -m tools.board create DIR)")
     r.add_argument("-c", metavar="CODE", help="code to run after boot")
-    r.add_argument("--script", help="a file to run after boot")
+    r.add_argument("--script", type=_file, metavar="FILE", help="a file to run after boot")
     r.add_argument("--main", action="store_true", help="run main.py too")
     r.add_argument(
         "--heap", type=_heap, default=DEFAULT_HEAP, help="application heap (as -X heapsize)"
@@ -161,7 +178,11 @@ def main(argv=None) -> int:
         )
     st = sub.add_parser("state", help="partition table, OTA slots and otadata")
     st.add_argument("dir", help="the board's folder")
-    args = p.parse_args(argv)
+    p.set_defaults(prog=prog)
+    return p
+
+
+def _main(args) -> int:
     try:
         if args.cmd == "create":
             return _create(args)
@@ -170,12 +191,14 @@ def main(argv=None) -> int:
         if args.cmd in ("serve", "repl"):
             return _serve(args, args.cmd == "repl")
         return _state(args)
-    except BoardError as e:
-        print(f"acupdate-board: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"acupdate-board: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # the board's folder or files: one line, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        raise BoardError(f"{where}{e.strerror or e}") from None
+
+
+def main(argv=None) -> int:
+    prog = cli.prog("tools.board", "acupdate-board")
+    return cli.run(prog, lambda: _main(_parser(prog).parse_args(argv)))
 
 
 if __name__ == "__main__":

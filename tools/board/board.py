@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.cli import CLIError
+
 from . import bootloader, layout
 from .flash import EspError, Flash
 
@@ -85,8 +87,9 @@ class PowerCut(Exception):
     """The simulated power went away in the middle of a flash operation."""
 
 
-class BoardError(Exception):
-    """A board cannot be created, booted or run; the message says why."""
+class BoardError(CLIError):
+    """A board cannot be created, booted or run; the message says why (on the command line:
+    one line, exit status 2)."""
 
 
 @functools.lru_cache

@@ -37,11 +37,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tools.board import Board, BoardError
+from tools import cli
+from tools.board import Board
 from tools.board.serial import SerialBoard
 from tools.deploy import __main__ as deploy_cli
 from tools.image import build_app
-from tools.server import ServerError, UpdateServer
+from tools.server import UpdateServer
 
 PROJECT = "acupdate-demo"
 OLD, NEW = "1.0.0", "2.0.0"
@@ -54,8 +55,10 @@ CONFIRMED = "new image confirmed after its health check"
 HEALTH_FAILED = "health check failed"
 
 
-class DemoError(Exception):
-    """A demo step failed; the message says which and why."""
+class DemoError(cli.CLIError):
+    """A demo step failed; the message says which and why. Exit status 1."""
+
+    exit_code = 1
 
 
 def step(n: int | None, text: str) -> None:
@@ -326,9 +329,9 @@ def _field(boot_line: str, name: str) -> str:
     return m.group(1) if m else ""
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="acupdate-demo",
+def _parser(prog: str = "acupdate-demo") -> argparse.ArgumentParser:
+    p = cli.Parser(
+        prog=prog,
         description=__doc__.split("\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -337,27 +340,42 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="at the end, stay at the board's REPL with the server running",
     )
-    p.add_argument("--workdir", type=Path, help="keep the board, images and catalog here")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the board, images and catalog here (default: a temporary folder, removed "
+        "at the end)",
+    )
     p.add_argument(
         "--signed",
         action="store_true",
         help="v2 signed with espsecure, the board trusting only that key; a tampered copy "
         "of v2 is refused first",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    """The demo; a misuse (a --workdir that cannot be made, --interactive without a terminal)
+    raises CLIError before it starts; a failed step is `demo failed: ...`, the board's last
+    lines, exit status 1."""
     if args.interactive and not sys.stdin.isatty():
-        print("acupdate-demo: --interactive needs a terminal (stdin is not one)", file=sys.stderr)
-        return 2
+        raise cli.CLIError("--interactive needs a terminal (stdin is not one)")
+    if args.workdir:
+        try:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise cli.CLIError(f"--workdir {args.workdir}: {e.strerror}") from None
     demo = None
     try:
         if args.workdir:
-            args.workdir.mkdir(parents=True, exist_ok=True)
             demo = Demo(args.workdir, args.interactive, args.signed)
             return demo.run()
         with tempfile.TemporaryDirectory(prefix="acupdate-demo-") as tmp:
             demo = Demo(Path(tmp), args.interactive, args.signed)
             return demo.run()
-    except (DemoError, BoardError, ServerError, OSError) as e:
+    except (cli.CLIError, OSError) as e:
         print(f"\ndemo failed: {e}", file=sys.stderr)
         if demo is not None and demo.serial_log.data:
             print("last lines on the board's serial port:", file=sys.stderr)
@@ -367,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndemo interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    prog = cli.prog("tools.demo", "acupdate-demo")
+    return cli.run(prog, lambda: _main(_parser(prog).parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -26,18 +26,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from pathlib import Path
 
+from tools import cli
+
 from .core import BUILD, deploy
-from .errors import DeployError, OptionError
+from .errors import OptionError
 from .settings import Options, board_files, build, dumps, shown
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own usage errors: exit 2 like ours
-        self.print_usage(sys.stderr)
-        raise OptionError(message)
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:
@@ -186,9 +184,9 @@ def _options(args) -> Options:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="acupdate-deploy",
+def _parser(prog: str = "acupdate-deploy") -> argparse.ArgumentParser:
+    p = cli.Parser(
+        prog=prog,
         description=__doc__.split("\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -210,9 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="acupdate-deploy config",
+def _config_parser(prog: str = "acupdate-deploy config") -> argparse.ArgumentParser:
+    p = cli.Parser(
+        prog=prog,
         description="Print the board settings file /acupdate.json for these options "
         "(or write it with -o), without touching a board.",
     )
@@ -221,15 +219,15 @@ def _config_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(argv: list[str]) -> int:
-    args = _config_parser().parse_args(argv)
+def _config(argv: list[str], prog: str) -> int:
+    args = _config_parser(prog).parse_args(argv)
     opts = _options(args)
     text = dumps(build(opts))
     if args.output:
         try:
             args.output.write_text(text)
         except OSError as e:
-            raise DeployError(f"cannot write {args.output}: {e.strerror}") from None
+            raise OptionError(f"cannot write {args.output}: {e.strerror}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
@@ -238,12 +236,38 @@ def _config(argv: list[str]) -> int:
     return 0
 
 
-def _deploy(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+def _check_device(device: str | None) -> None:
+    """A --device given as a path must be a serial port there (a character device, as a
+    USB serial adapter or a pty): one line now, not mpremote's failure after the build.
+    mpremote's other spellings (auto, a0, u0, id:..., rfc2217://...) go to mpremote as given."""
+    if not device or not device.startswith("/"):
+        return
+    try:
+        mode = os.stat(device).st_mode
+    except OSError as e:
+        raise OptionError(
+            f"--device {device}: {e.strerror} (is the board plugged in? `mpremote connect "
+            "list` lists the serial ports)"
+        ) from None
+    if not stat.S_ISCHR(mode):
+        raise OptionError(f"--device {device} is not a serial port (a character device)")
+
+
+def _check_build_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"--build-dir {path}: {e.strerror}") from None
+
+
+def _deploy(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
     opts = _options(args)
     cfg = build(opts) if opts.given() else None
     if args.config_only and cfg is None:
         raise OptionError("--config-only needs settings options (e.g. --server URL)")
+    _check_device(args.device)
+    _check_build_dir(args.build_dir)
     if cfg is None:
         print("no settings options: the board keeps its /acupdate.json")
     target = args.device or "auto (mpremote's first USB serial port)"
@@ -276,15 +300,16 @@ def _deploy(argv: list[str]) -> int:
     return 0
 
 
+def _main(argv: list[str], prog: str) -> int:
+    if argv[:1] == ["config"]:
+        return _config(argv[1:], f"{prog} config")
+    return _deploy(argv, prog)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        if argv[:1] == ["config"]:
-            return _config(argv[1:])
-        return _deploy(argv)
-    except DeployError as e:
-        print(f"acupdate-deploy: {e}", file=sys.stderr)
-        return e.exit_code
+    prog = cli.prog("tools.deploy", "acupdate-deploy")
+    return cli.run(prog, lambda: _main(argv, prog))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The deploy tool's one error type (and its kind for bad options)."""
 
+from tools.cli import CLIError
 
-class DeployError(Exception):
+
+class DeployError(CLIError):
     """Deploying cannot go on; the message says why and what to do. Exit status 1."""
 
     exit_code = 1

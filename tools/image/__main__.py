@@ -1,9 +1,11 @@
-"""Command line for tools.image: build, merged, inspect. Run `python -m tools.image --help`."""
+"""acupdate-image (python -m tools.image): build, merged, inspect. Run it with --help."""
 
 import argparse
 import hashlib
 import re
 import sys
+
+from tools import cli
 
 from . import CHIPS, ImageError, build_app, build_merged, inspect
 
@@ -23,9 +25,9 @@ def parse_size(text: str) -> int:
     return int(value * scale)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m tools.image",
+def _parser(prog: str = "python -m tools.image") -> argparse.ArgumentParser:
+    p = cli.Parser(
+        prog=prog,
         description="Build synthetic ESP32 app images and inspect ESP images "
         "(header, segments, checksum, appended SHA-256, app description, signature sector).",
         epilog="Chips: " + ", ".join(f"{n} (id {i})" for n, i in CHIPS.items()),
@@ -69,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         "(every signature block there intact and signing the image), 1 when any is not, 2 "
         "on a usage or I/O error.",
     )
-    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument("files", nargs="+", metavar="FILE", help="image files (app, bootloader, ...)")
     return p
 
 
@@ -123,12 +125,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return _run(args)
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    prog = cli.prog("tools.image", "acupdate-image")
+    return cli.run(prog, lambda: _run(_parser(prog).parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ manuals and the ranges esptool 5.x classifies, so `esptool image-info` names eac
 import struct
 from dataclasses import dataclass
 
+from tools.cli import CLIError
 
-class ImageError(Exception):
-    """The one error type of tools.image: bad arguments or an image that cannot be walked."""
+
+class ImageError(CLIError):
+    """The one error type of tools.image: bad arguments or an image that cannot be walked
+    (on the command line: one line, exit status 2)."""
 
 
 IMAGE_MAGIC = 0xE9

@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 
+from tools import cli
+
 from .core import ServerError, UpdateServer
 from .export import ExportError, export
 from .export import Options as ExportOptions
@@ -66,15 +68,30 @@ def _level(name: str) -> int:
     return int(getattr(logging, name.upper()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="acupdate-server",
+def _port(text: str) -> int:
+    """argparse type of --port: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
+    return port
+
+
+def build_parser(prog: str = "acupdate-server") -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog=prog,
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG.replace("acupdate-server", prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "-p", "--port", type=int, default=8000, help="TCP port to listen on (default 8000; 0: any)"
+        "-p",
+        "--port",
+        type=_port,
+        default=8000,
+        help="TCP port to listen on (default 8000; 0: any)",
     )
     parser.add_argument(
         "-b",
@@ -120,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-clients",
-        type=int,
+        type=cli.positive_int,
         default=512,
         metavar="N",
         help="connections open at once (default 512); when all are open, a new one takes "
@@ -129,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--head-timeout",
-        type=float,
+        type=cli.positive_float,
         default=10.0,
         metavar="SECONDS",
         help="time a connection has for its TLS handshake and each request head, idle time "
@@ -137,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--timeout",
-        type=float,
+        type=cli.positive_float,
         default=30.0,
         metavar="SECONDS",
         help="drop a connection when one read or write waits this long (default 30)",
     )
+    parser.set_defaults(prog=prog)
     return parser
 
 
@@ -181,9 +199,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server.start()
         where = f"[{args.bind}]" if ":" in args.bind else args.bind
+        prog = getattr(args, "prog", "acupdate-server")
         print(
-            f"acupdate-server: serving {server.root} on {where}:{server.port} "
-            f"({server.url}); Ctrl-C stops",
+            f"{prog}: serving {server.root} on {where}:{server.port} ({server.url}); Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )
@@ -196,9 +214,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="acupdate-server export",
+def build_export_parser(prog: str = "acupdate-server export") -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog=prog,
         description=EXPORT_DESCRIPTION,
         epilog=EXPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -235,12 +253,8 @@ def build_export_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_main(argv: list[str]) -> int:
-    parser = build_export_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+def export_main(argv: list[str], prog: str = "acupdate-server export") -> int:
+    args = build_export_parser(prog).parse_args(argv)
     try:
         report = export(
             ExportOptions(
@@ -255,12 +269,9 @@ def export_main(argv: list[str]) -> int:
                 run_dir=args.run_dir,
             )
         )
-    except (ExportError, ServerError) as err:
-        print(f"acupdate-server export: error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:
-        print(f"acupdate-server export: error: {err}", file=sys.stderr)
-        return 2
+        where = f"{err.filename}: " if err.filename else ""
+        raise ExportError(f"{where}{err.strerror or err}") from None
     for line in report.lines():
         print(f"export: {line}")
     conf = os.path.join(report.out, "nginx", "nginx.conf")
@@ -270,23 +281,20 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def _main(argv: list[str], prog: str) -> int:
     if argv[:1] == ["export"]:
-        return export_main(argv[1:])
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help (0) or a usage error (2)
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return export_main(argv[1:], f"{prog} export")
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=args.log, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    try:
-        return serve(args)
-    except ServerError as err:
-        print(f"acupdate-server: error: {err}", file=sys.stderr)
-        return 2
+    return serve(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    prog = cli.prog("tools.server", "acupdate-server")
+    return cli.run(prog, lambda: _main(argv, prog))
 
 
 if __name__ == "__main__":

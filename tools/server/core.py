@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from tools.cli import CLIError
+
 from .handler import UpdateRequestHandler, clean
 from .md5cache import RACY_NS, Md5Cache
 
@@ -45,8 +47,9 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 
 
-class ServerError(Exception):
-    """A setting the server cannot work with (bad folder, port in use, unreadable cert...)."""
+class ServerError(CLIError):
+    """A setting the server cannot work with (bad folder, port in use, unreadable cert...);
+    on the command line: one line, exit status 2."""
 
 
 class RequestRecord(NamedTuple):

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.cli import CLIError
+
 from . import htpasswd, nginxconf
 from .catalog import IMAGE_MAGIC, bin_entry
 from .handler import content_disposition
@@ -45,7 +47,7 @@ CATALOG = "_catalog"
 _UNSERVABLE = re.compile(r"%[0-9A-Fa-f]{2}|[\x00-\x1f\x7f\\]")
 
 
-class ExportError(Exception):
+class ExportError(CLIError):
     """Options or folders the export cannot work with; the message says which and why."""
 
 
