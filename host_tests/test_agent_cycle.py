@@ -163,8 +163,10 @@ def test_repl_confirm_and_rollback_through_mpremote(agent_board, server):
         assert out.splitlines()[:2] == ["Next boot: ota_0", "ota_0"]
         assert row.format("ota_0", "1.0.0", "NEW", "next-boot") in out.splitlines()
         assert row.format("ota_1", "2.0.0", "VALID", "running ") in out.splitlines()
-        # rollback(reset=True) says so and resets: v1 boots from ota_0.
-        mpremote(sb, "exec", "--no-follow", "import acupdate.repl as r; r.rollback(reset=True)")
+        # rollback(reset=True) says so and resets once it has returned (as update()): a
+        # command that runs it (mpremote exec, waiting for its end) ends; v1 boots from ota_0.
+        out = mpremote(sb, "exec", "import acupdate.repl as r; r.rollback(reset=True)", timeout=30)
+        assert out.splitlines()[:1] == ["Next boot: ota_0"]
         assert sb.wait_boots(3)
         assert "slot=ota_0 version=1.0.0" in sb.boots[2], sb.boots
         assert sb.output.count(b"Next boot: ota_0") == 2  # printed before the reset too

@@ -94,12 +94,15 @@ def confirm():
 
 def rollback(reset=False):
     """Boot the other slot's image at the next reset (a complete image that has not failed
-    its health check); with reset, reset now. Its label, or None (the refusal is printed,
-    with why)."""
+    its health check); with reset, the board resets a moment after rollback() has returned,
+    as after update(). Its label, or None (the refusal is printed, with why)."""
     with Phase():
         import acupdate.console
 
-        return acupdate.console.rollback(reset)
+        label = acupdate.console.rollback(False)
+    if reset and label is not None:
+        _reset_soon()
+    return label
 
 
 def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
@@ -160,13 +163,17 @@ def _update(name, url, reboot, quiet, timeout):
 
         reset = acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url(), up.kept)
     if reset:
-        # The reset comes a moment after update() has returned, from a timer: a command
-        # that runs it (mpremote exec) then ends before the board resets, instead of
-        # waiting for its end for ever; at the REPL the prompt comes back, then the reset.
-        import machine
-
-        machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
+        _reset_soon()
     return st
+
+
+def _reset_soon():
+    # The reset comes a moment after update() or rollback() has returned, from a timer: a
+    # command that runs it (mpremote exec) then ends before the board resets, instead of
+    # waiting for its end for ever; at the REPL the prompt comes back, then the reset.
+    import machine
+
+    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
 
 
 def _progress(drawn):
