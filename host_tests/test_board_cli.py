@@ -22,6 +22,7 @@ def test_create_run_state(tmp_path):
     d = str(tmp_path / "b")
     res = board_cli("create", d, "--version", "4.5.6")
     assert res.returncode == 0 and "ota_0      version=4.5.6        valid" in res.stdout
+    assert "ota_1      version=-            empty (erased)\n" in res.stdout
     res = board_cli("run", d, "-c", "import esp32; print('on', esp32.Partition(1).info()[4])")
     assert res.returncode == 0
     assert "boot: slot=ota_0 version=4.5.6" in res.stdout and "on ota_0" in res.stdout
@@ -76,6 +77,10 @@ def test_serve_gives_a_serial_port_that_mpremote_drives(board):
         assert found, first
         device, link = found.groups()
         assert Path(link) == board.path / "tty" and os.path.realpath(link) == device
+        # The command it suggests runs as shown: the mpremote next to this Python.
+        hint = proc.stdout.readline()
+        assert hint.startswith("try: ") and f" connect {link} repl " in hint, hint
+        assert os.access(hint.split()[1], os.X_OK), hint
         out = subprocess.run(
             [MPREMOTE, "connect", link, "exec", "import esp32; print(esp32.Partition(1).info())"],
             capture_output=True,

@@ -67,6 +67,7 @@ def test_deploy_puts_the_compiled_agent_boot_files_and_settings_on_the_board(
     assert deploy(serial, tmp_path, *args) == 0
     out = capsys.readouterr().out
     assert "acupdate.config imports from /lib/acupdate/config.mpy" in out
+    assert "next reset" not in out and "board: hard reset" in out
     assert serial.wait_boots(2)  # --reset: a hard reset, boot.py from the deploy ran
     assert serial.log.wait_for("Wi-Fi 'acupdate-lab' joined")
     text = serial.log.text()
@@ -105,8 +106,15 @@ def test_deploy_puts_the_compiled_agent_boot_files_and_settings_on_the_board(
     assert 'File "acupdate/config.py"' in out
 
 
-def test_redeploy_as_source_replaces_the_mpy_and_keeps_the_settings(serial, board, tmp_path):
+def test_redeploy_as_source_replaces_the_mpy_and_keeps_the_settings(
+    serial, board, tmp_path, capsys
+):
     assert deploy(serial, tmp_path, *WIFI, "--server", "http://127.0.0.1:8000/") == 0
+    # Without --reset the board runs the new boot.py only from its next reset: said so.
+    assert (
+        "board: the new boot.py (Wi-Fi, health check) runs from the board's next reset: "
+        "--reset, or Ctrl-D at its REPL" in capsys.readouterr().out
+    )
     cfg = (board.fs / "acupdate.json").read_text()
     assert deploy(serial, tmp_path, "--source") == 0
     assert tree(board.fs / "lib" / "acupdate") == compiled(".py")

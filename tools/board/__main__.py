@@ -119,7 +119,7 @@ def _serve(args, interactive: bool) -> int:
             print("soft reset: Ctrl-D; machine.reset() goes through the bootloader")
             return subprocess.call([_mpremote(), "connect", sb.device, "repl"])
         print(f"board serial port: {sb.device} (also {link})", flush=True)
-        print(f"try: mpremote connect {sb.device} repl     (Ctrl-C here stops the board)")
+        print(f"try: {_shown(_mpremote())} connect {link} repl     (Ctrl-C here stops the board)")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             threading.Event().wait()
@@ -132,6 +132,13 @@ def _serve(args, interactive: bool) -> int:
 def _mpremote() -> str:
     exe = Path(sys.executable).parent / "mpremote"
     return str(exe) if exe.exists() else "mpremote"
+
+
+def _shown(path: str) -> str:
+    """A program's path as a person types it here: relative to the current folder when it
+    is below it (.venv/bin/mpremote), else as it is."""
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    return rel if not rel.startswith("..") and os.sep in rel else path
 
 
 def _state(args) -> int:

@@ -416,6 +416,7 @@ class Board:
                     "version": desc.get("version", ""),
                     "project": desc.get("project_name", ""),
                     "valid": self.flash.image_problem(p) is None,
+                    "empty": self.flash.read(p.offset, 32) == b"\xff" * 32,
                     "problem": self.flash.image_problem(p),
                 }
             )
@@ -448,6 +449,8 @@ class Board:
         lines.append("OTA slots:")
         for s in st["slots"]:
             ok = "valid" if s["valid"] else f"INVALID ({s['problem']})"
+            if s["empty"]:  # an erased slot: nothing written, nothing to explain
+                ok = "empty (erased)"
             lines.append(f"  {s['label']:<10} version={s['version'] or '-':<12} {ok}")
         lines.append("otadata:")
         for e in st["otadata"]:

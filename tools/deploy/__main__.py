@@ -297,6 +297,11 @@ def _deploy(argv: list[str], prog: str) -> int:
         print(f"board: /acupdate.json = {dumps(shown(cfg)).strip()}")
     if args.reset:
         print("board: hard reset")
+    elif not args.config_only:
+        print(
+            "board: the new boot.py (Wi-Fi, health check) runs from the board's next reset: "
+            "--reset, or Ctrl-D at its REPL"
+        )
     return 0
 
 
