@@ -2,13 +2,13 @@
 
 The rule (README, "How README is tested"): each command runs in bash, in README's order,
 from a scratch folder holding the repository's files (linked) and the files a user brings
-(firmware/, firmware.bin, ca.pem, c.pem, k.pem); /dev/ttyUSB0 becomes the pty of a simulated
-board (tools.board serve) and the update server (every http:// and https:// URL's host and
-port, and the port 8000 the server commands listen on) a local server on a free port of
-127.0.0.1. A command in SERVING runs until the end of its block, then gets Ctrl-C and must
-exit 0; a command in SKIPPED is not run, for the reason given; every other command must exit
-0 without a traceback. The lists are checked against README both ways: a command README no
-longer has, or one the test would leave out silently, fails.
+(firmware.bin, ca.pem, c.pem, k.pem); /dev/ttyUSB0 becomes the pty of a simulated board
+(tools.board serve) and the update server's address (every http:// and https:// URL's host
+and port, and the port 8000 the server commands listen on) one free port of 127.0.0.1, where
+README's own server commands serve. A command in SERVING runs until the end of its block,
+then gets Ctrl-C and must exit 0; a command in SKIPPED is not run, for the reason given;
+every other command must exit 0 without a traceback. The lists are checked against README
+both ways: a command README no longer has, or one the test would leave out silently, fails.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from faults import make_certs
 
 from tools.board import Board
 from tools.image import build_app
-from tools.server import UpdateServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -53,6 +52,7 @@ SERVING = {
     'nginx -c "$PWD/site/nginx/nginx.conf"': "port",
     "python3 -m http.server 8000 --directory site/www": "port",
     ".venv/bin/python -m tools.board serve myboard": "myboard/tty",
+    ".venv/bin/python -m tools.board serve lab": "lab/tty",
 }
 
 
@@ -81,9 +81,8 @@ def blocks() -> list[list[str]]:
 def test_the_lists_of_skipped_and_serving_commands_are_exact():
     commands = [c for block in blocks() for c in block]
     assert "How README is tested" in README.read_text()
-    assert [c for c in commands if c in SKIPPED] == list(SKIPPED)
-    assert sorted(c for c in commands if c in SERVING) == sorted(SERVING)
-    assert len(commands) == len(set(commands)), "a README command appears twice"
+    assert sorted({c for c in commands if c in SKIPPED}) == sorted(SKIPPED)
+    assert sorted({c for c in commands if c in SERVING}) == sorted(SERVING)
 
 
 def _free_port() -> int:
@@ -104,16 +103,12 @@ def _env() -> dict[str, str]:
 class Rule:
     """The one substitution: the serial device and the update server's address."""
 
-    def __init__(self, pty: str, http: int, https: int, port: int) -> None:
-        self.pty, self.http, self.https, self.port = pty, http, https, port
+    def __init__(self, pty: str, port: int) -> None:
+        self.pty, self.port = pty, port
 
     def __call__(self, command: str) -> str:
         command = command.replace(DEVICE, self.pty)
-        command = re.sub(
-            r"\b(https?)://[^/\s\"']+",
-            lambda m: f"{m[1]}://127.0.0.1:{self.https if m[1] == 'https' else self.http}",
-            command,
-        )
+        command = re.sub(r"\b(https?)://[^/\s\"']+", rf"\1://127.0.0.1:{self.port}", command)
         return re.sub(rf"(?<![\w:.]){PORT}(?![\w.])", str(self.port), command)
 
 
@@ -129,8 +124,6 @@ def scratch(tmp_path, image_v1, image_v2):
         if entry.name.startswith(".") and entry.name != ".venv":
             continue
         (work / entry.name).symlink_to(entry)
-    (work / "firmware").mkdir()
-    (work / "firmware" / "app.bin").write_bytes(image_v2)
     (work / "firmware.bin").write_bytes(build_app(version="2.0.0", size=64 * 1024, seed=5))
     (tmp_path / "pki").mkdir()
     certs = make_certs(tmp_path / "pki")
@@ -142,8 +135,8 @@ def scratch(tmp_path, image_v1, image_v2):
 
 @pytest.fixture
 def rule(scratch, tmp_path, image_v1):
-    """The substitution's targets, up for the whole test: a simulated board served on a pty,
-    and local update servers (http and https) on free ports."""
+    """The substitution's targets: a simulated board served on a pty for the whole test, and
+    a free port for the update server's address."""
     Board.create(tmp_path / "board", image_v1)
     serve = subprocess.Popen(
         [sys.executable, "-m", "tools.board", "serve", str(tmp_path / "board")],
@@ -152,23 +145,12 @@ def rule(scratch, tmp_path, image_v1):
         text=True,
         start_new_session=True,
     )
-    http = UpdateServer(scratch / "firmware", host="127.0.0.1", port=0)
-    https = UpdateServer(
-        scratch / "firmware",
-        host="127.0.0.1",
-        port=0,
-        cert=str(scratch / "c.pem"),
-        key=str(scratch / "k.pem"),
-        user="board",
-        password="s3cret",
-    )
     try:
         assert serve.stdout is not None
         first = serve.stdout.readline()
         found = re.match(r"board serial port: (/dev/\S+)", first)
         assert found, first
-        with http, https:
-            yield Rule(found[1], http.port, https.port, _free_port())
+        yield Rule(found[1], _free_port())
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(timeout=30)
@@ -206,7 +188,7 @@ def test_every_readme_command_works_as_written(scratch, rule, tmp_path):
                 argv = ["bash", "-o", "pipefail", "-c", rule(command)]
                 where = f"README command: {command}\nas run: {rule(command)}"
                 ran += 1
-                print(f"$ {rule(command)}", flush=True)
+                print(f"\n$ {rule(command)}", flush=True)
                 if command in SERVING:
                     log = tmp_path / f"serving-{len(serving)}-{ran}.log"
                     with open(log, "wb") as out:
@@ -227,6 +209,7 @@ def test_every_readme_command_works_as_written(scratch, rule, tmp_path):
                     )
                     assert _wait_until(up, proc), f"{where}\nnot up:\n{_tail(log.read_text())}"
                     continue
+                t0 = time.monotonic()
                 res = subprocess.run(
                     argv,
                     cwd=scratch,
@@ -237,6 +220,7 @@ def test_every_readme_command_works_as_written(scratch, rule, tmp_path):
                     stdin=subprocess.DEVNULL,
                 )
                 out = res.stdout + res.stderr
+                print(f"  ({time.monotonic() - t0:.1f} s, exit {res.returncode})", flush=True)
                 assert res.returncode == 0, f"{where}\nexit {res.returncode}:\n{_tail(out)}"
                 assert "Traceback (most recent call last)" not in out, f"{where}\n{out}"
         finally:
