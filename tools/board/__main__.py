@@ -77,18 +77,41 @@ class Stopped(Exception):
     """SIGTERM: stop the board (its MicroPython) and exit."""
 
 
-def _stop(signum, frame):
-    raise Stopped
+class _Term:
+    """SIGTERM to `board run`: noted while the board is being started (a Stopped raised in
+    the middle of starting MicroPython, inside subprocess.Popen, left it running with no
+    one to stop it), raised as Stopped once there is a running board to power off."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.pending = False
+
+    def handler(self, signum, frame) -> None:
+        if self.armed:
+            raise Stopped
+        self.pending = True
+
+    def arm(self) -> None:
+        self.armed = True
+        if self.pending:
+            raise Stopped
 
 
 def _run(args) -> int:
     board = Board(args.dir)
     # SIGTERM ends the MicroPython child too (it runs in a session of its own, so the
-    # signal does not reach it by itself): Running.wait() powers the board off.
-    signal.signal(signal.SIGTERM, _stop)
+    # signal does not reach it by itself): the board is powered off.
+    term = _Term()
+    signal.signal(signal.SIGTERM, term.handler)
     try:
         with board.claim(f"tools.board run, pid {os.getpid()}"):
-            res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
+            running = board.start(args.c, script=args.script, main=args.main, heap=args.heap)
+            try:
+                term.arm()
+                res = running.wait()
+            except BaseException:  # Stopped (SIGTERM), Ctrl-C: the board goes off
+                running.power_off()
+                raise
     except Stopped:
         print(f"{args.prog}: stopped (SIGTERM): the board is off", file=sys.stderr)
         return 128 + signal.SIGTERM
