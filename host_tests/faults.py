@@ -455,6 +455,8 @@ def written(n):
         blk += 1
     return binascii.hexlify(h.digest()).decode(), head
 for args in {updates}:
+    if {fresh}:  # the target slot's first block erased: it cannot hold the image already
+        esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
     before = boot()
     top[0] = 0
     st = up.update(*args[:1], **args[1])
@@ -469,13 +471,22 @@ HTTP_HEAP = "48K"
 HTTPS_HEAP = "64K"  # the unix port keeps TLS buffers on the MicroPython heap
 
 
-def run_updates(board, cfg: str, updates: list, heap: str | None = None, timeout: float = 120):
+def run_updates(
+    board,
+    cfg: str,
+    updates: list,
+    heap: str | None = None,
+    timeout: float = 120,
+    fresh: bool = False,
+):
     """Run UPDATES on `board` at the promised heap (https's when `cfg` names a CA file):
     `cfg` is Config's arguments as source text, `updates` a list of (name, update() keyword
-    arguments, bytes to hash). Returns the JSON results."""
+    arguments, bytes to hash). fresh: each update downloads, even of an image an earlier
+    one wrote (its target slot's first block is erased first, so acupdate.ota.held does not
+    find the image there). Returns the JSON results."""
     import json
 
-    code = UPDATES.format(cfg=cfg, updates=repr(updates))
+    code = UPDATES.format(cfg=cfg, updates=repr(updates), fresh=fresh)
     heap = heap or (HTTPS_HEAP if "ca=" in cfg else HTTP_HEAP)
     res = board.run(code, heap=heap, timeout=timeout)
     out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]

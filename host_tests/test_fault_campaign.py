@@ -45,6 +45,9 @@ def written(n):  # MD5 of the first n bytes of the slot the update wrote
         blk += 1
     return binascii.hexlify(h.digest()).decode()
 for i in range({first}, {last}):
+    # each case a download: the target slot's first block erased, so that it does not hold
+    # the image the case before or clean.bin wrote (acupdate.ota.held would not download it)
+    esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
     before = boot()
     top[0] = 0
     st = up.update("case%d.bin" % i, size={size})
