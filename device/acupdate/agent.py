@@ -179,24 +179,13 @@ class Updater:
             if r.status == 304:  # the board runs this image
                 r.close()
                 return None
-            with Phase():  # the slot holds this image already, complete (update() twice)?
-                import acupdate.ota.held
-
-                held = acupdate.ota.held.holds(self, dl, r)
-            if held:  # not downloaded again: checked, then set to boot
-                r.close()
-                r = None
-                with Phase():
-                    import acupdate.ota.held
-
-                    md5 = acupdate.ota.held.adopt(self, dl)
-                self.kept = dl.part.info()[4]
-                return md5
             with Phase():  # the head's checks, the first block's, before anything is written
                 import acupdate.download.start
 
                 acupdate.download.start.begin(self, dl, r)
                 r = None
+            if dl.reply is None:  # the slot held it complete: checked, set to boot
+                return dl.md5
             with Phase():  # the slot writer, for the transfer and the checks after it
                 import acupdate.ota.writer
 
