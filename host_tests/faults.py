@@ -455,10 +455,11 @@ def written(n):
         blk += 1
     return binascii.hexlify(h.digest()).decode(), head
 for args in {updates}:
-    if {fresh}:  # the target slot's first block erased: it cannot hold the image already
-        esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
     before = boot()
     top[0] = 0
+    # The target slot's first block erased: each update downloads (a slot that holds the
+    # image complete is only set to boot, acupdate.ota.held; test_repl_held tests that).
+    esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
     st = up.update(*args[:1], **args[1])
     md5, head = written(args[2])
     print(json.dumps({{"status": NAMES[st], "error": up.error, "top": top[0], "md5": md5,
@@ -477,16 +478,14 @@ def run_updates(
     updates: list,
     heap: str | None = None,
     timeout: float = 120,
-    fresh: bool = False,
 ):
     """Run UPDATES on `board` at the promised heap (https's when `cfg` names a CA file):
     `cfg` is Config's arguments as source text, `updates` a list of (name, update() keyword
-    arguments, bytes to hash). fresh: each update downloads, even of an image an earlier
-    one wrote (its target slot's first block is erased first, so acupdate.ota.held does not
-    find the image there). Returns the JSON results."""
+    arguments, bytes to hash). Each update downloads, even of an image an earlier one wrote
+    (UPDATES erases the target slot's first block first). Returns the JSON results."""
     import json
 
-    code = UPDATES.format(cfg=cfg, updates=repr(updates), fresh=fresh)
+    code = UPDATES.format(cfg=cfg, updates=repr(updates))
     heap = heap or (HTTPS_HEAP if "ca=" in cfg else HTTP_HEAP)
     res = board.run(code, heap=heap, timeout=timeout)
     out = [json.loads(ln) for ln in res.output.splitlines() if ln.startswith("{")]

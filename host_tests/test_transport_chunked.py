@@ -51,7 +51,6 @@ def test_chunked_image_with_the_size_given_installs(agent_board, image):
             agent_board,
             cfg(srv),
             [("odd.bin", {"size": SIZE}, SIZE), ("big.bin", {"size": SIZE}, SIZE)],
-            fresh=True,
         )
     for g in got:
         assert g["status"] == "SUCCESS" and g["md5"] == md5(image) and g["top"] == SIZE, got
@@ -82,7 +81,6 @@ def test_chunked_length_must_equal_the_size(agent_board, image):
             agent_board,
             cfg(srv),
             [("short.bin", {"size": SIZE}, SIZE), ("long.bin", {"size": SIZE}, SIZE)],
-            fresh=True,
         )
     short, long = got
     assert short["status"] == "FAIL", got

@@ -192,7 +192,7 @@ def test_https_never_redirects_to_http(agent_board, certs, image):
         script = {"/app.bin": [reply(302, b"", {"Location": where})]}
         with ScriptServer(script, tls=ctx) as srv:
             cfg = f"url={srv.url!r}, ca='/ca.der', reboot=False"
-            (got,) = run_updates(agent_board, cfg, [("app.bin", {}, SIZE)], fresh=True)
+            (got,) = run_updates(agent_board, cfg, [("app.bin", {}, SIZE)])
         assert not plain.seen
     assert got["status"] == "FAIL", got
     assert (
@@ -219,9 +219,7 @@ def test_a_dropped_https_download_is_resumed(agent_board, certs, image):
         }
         with ScriptServer(script, tls=ctx) as srv:
             cfg = f"url={srv.url!r}, ca='/ca.der', backoff=0.05, reboot=False"
-            (got[heap],) = run_updates(
-                agent_board, cfg, [("app.bin", {}, SIZE)], heap=heap, fresh=True
-            )
+            (got[heap],) = run_updates(agent_board, cfg, [("app.bin", {}, SIZE)], heap=heap)
             ranges = [s.range for s in srv.requests("/app.bin")]
         agent_board.flash.set_boot(agent_board.flash.part("ota_0"))  # v1 again
         assert ranges == ([None, f"bytes={start}-"] if heap == "72K" else [None]), (heap, got)
@@ -271,8 +269,8 @@ def test_https_heap_figures(board, catalog, certs, image, capsys):
             peaks[label] = got[2]
             if got[0] == "SUCCESS":  # boot the old image again: the next one updates too
                 board.flash.set_boot(board.flash.part("ota_0"))
-                # and downloads it again (a slot holding the image: acupdate.ota.held)
-                board.flash.erase(board.flash.part("ota_1").offset, 4096)
+                # and downloads: a slot that holds the image complete is only set to boot
+                board.flash.erase(board.flash.part("ota_1").offset, 0x1000)
     with capsys.disabled():
         print(
             f"\nheap during the transfer over the post-Config baseline: http {peaks['http']} B,"

@@ -143,9 +143,7 @@ def test_retries_are_bounded_and_spaced_by_a_doubling_backoff(agent_board, image
     full = image_reply(image)
     script = {"/app.bin": [cut(full, head_len(full) + AT)] * 2}  # every try drops
     with ScriptServer(script) as srv:
-        got = run_updates(
-            agent_board, cfg(srv, retries=3, backoff=0.2), [("app.bin", {}, SIZE)], fresh=True
-        )[0]
+        got = run_updates(agent_board, cfg(srv, retries=3, backoff=0.2), [("app.bin", {}, SIZE)])[0]
         seen = srv.requests("/app.bin")
     assert got["status"] == "FAIL", got
     assert got["error"].startswith(f"Connection dropped at byte {AT} of {SIZE} (body cut short")
@@ -180,7 +178,6 @@ def test_read_timeout_and_reset_are_resumed(agent_board, image):
             agent_board,
             cfg(srv, timeout=0.5),
             [("stall.bin", {}, SIZE), ("reset.bin", {}, SIZE)],
-            fresh=True,
         )
         ranges = {p: [s.range for s in srv.requests(p)] for p in ("/stall.bin", "/reset.bin")}
     for g in got:

@@ -48,7 +48,7 @@ def test_sha256_from_the_header_or_the_caller(agent_board, image):
         ("plain.bin", {"sha256": "xyz"}, SIZE),
     ]
     with ScriptServer(script) as srv:
-        got = run_updates(agent_board, f"url={srv.url!r}, reboot=False", updates, fresh=True)
+        got = run_updates(agent_board, f"url={srv.url!r}, reboot=False", updates)
     ok = got[:2]
     for g in ok:
         assert g["status"] == "SUCCESS" and g["md5"] == hashlib.md5(image).hexdigest(), got
@@ -78,7 +78,6 @@ def test_sha256_of_the_update_server(agent_board, image, tmp_path):
             agent_board,
             f"url={srv.url!r}, reboot=False",
             [("app.bin", {"sha256": sha(image)}, SIZE), ("app.bin", {"sha256": other}, SIZE)],
-            fresh=True,
         )
         sent = [r for r in srv.requests if r.path == "/app.bin"]
     assert got[0]["status"] == "SUCCESS", got
