@@ -207,6 +207,15 @@ class CutProxy:
                     return  # closed here: the board sees the body end early
 
     def close(self) -> None:
+        # Wake the accept() first, then close: a socket closed while its accept() blocks
+        # leaves that accept() to run later on whatever socket gets the freed descriptor
+        # next (here a later test's server: its board's request reached this proxy).
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(timeout=5)
+        assert not self.thread.is_alive(), "CutProxy's accept thread did not stop"
         self.listener.close()
 
 
