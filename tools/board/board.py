@@ -540,6 +540,12 @@ class Running:
             return self.result
         for t in self._readers:
             t.join()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:  # now, not when the Popen is collected: a model test's
+                try:  # thousands of runs held 4,600 descriptors open
+                    pipe.close()
+                except OSError:  # stdin: MicroPython gone with bytes still to flush
+                    pass
         self.ctl.__exit__(None, None, None)
         if self._script:
             os.unlink(self._script)
