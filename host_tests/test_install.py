@@ -32,23 +32,21 @@ def test_non_editable_install_runs_every_console_script_and_the_demo(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     bin_ = venv / "bin"
-    res = subprocess.run(
-        [str(bin_ / "python"), "-m", "pip", "install", "-q", str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=_env(),
-        cwd=tmp_path,
-    )
+
+    def run(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(bin_ / cmd[0]), *cmd[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_env(),
+            cwd=tmp_path,
+        )
+
+    res = run("python", "-m", "pip", "install", "-q", str(ROOT), timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     # Installed, not linked to the source tree: the host package lives in the venv.
-    res = subprocess.run(
-        [str(bin_ / "python"), "-c", "import tools; print(tools.__file__)"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-    )
+    res = run("python", "-c", "import tools; print(tools.__file__)")
     assert res.returncode == 0, res.stderr
     assert Path(res.stdout.strip()).is_relative_to(venv), res.stdout
     assert SCRIPTS == [
@@ -59,24 +57,10 @@ def test_non_editable_install_runs_every_console_script_and_the_demo(tmp_path):
         "acupdate-server",
     ]
     for name in SCRIPTS:
-        res = subprocess.run(
-            [str(bin_ / name), "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=_env(),
-            cwd=tmp_path,
-        )
+        res = run(name, "--help")
         assert res.returncode == 0, f"{name} --help: {res.stdout}{res.stderr}"
         assert res.stdout.startswith("usage: "), f"{name} --help:\n{res.stdout}"
-    res = subprocess.run(
-        [str(bin_ / "acupdate-demo")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
-        cwd=tmp_path,
-    )
+    res = run("acupdate-demo", timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Update successful: app.bin" in res.stdout, res.stdout
     assert "summary: 1.0.0 -> 2.0.0" in res.stdout, res.stdout
