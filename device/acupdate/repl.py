@@ -145,6 +145,7 @@ def _update(name, url, reboot, quiet, timeout):
 
                 return acupdate.browse.choose(n, first, cfg.url())
         name = first[0]
+        first = keep = None  # (the closure and the list do not stay through the update)
     drawn = [False]  # a progress line is on the screen
     if not quiet:
         print("Updating %s from %s" % (name, cfg.url()))
