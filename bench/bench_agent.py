@@ -89,6 +89,7 @@ MODULES = (
     "download",
     "download.request",
     "download.catalog",
+    "download.query",
     "download.headers",
     "download.start",
     "download.transfer",
