@@ -89,7 +89,6 @@ MODULES = (
     "download",
     "download.request",
     "download.catalog",
-    "download.query",
     "download.headers",
     "download.start",
     "download.transfer",

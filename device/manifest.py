@@ -15,7 +15,6 @@ package(
         "download/catalog.py",
         "download/headers.py",
         "download/listing.py",
-        "download/query.py",
         "download/request.py",
         "download/resume.py",
         "download/start.py",

@@ -19,6 +19,7 @@ NOAVAIL = const(5)
 FAIL = const(6)
 NAMES = ("RESET", "IDLE", "START", "PROGRESS", "SUCCESS", "NOAVAIL", "FAIL")
 _BLOCK = const(4096)
+_ENTRY = const(1024)  # the catalog's largest entry: the first 1 KiB of the block buffer
 _HEX = "0123456789abcdefABCDEF"
 
 
@@ -45,10 +46,28 @@ class Updater:
         read, keeping none; each() may return True to stop. Returns the number of bin
         entries read. OSError or ValueError when the query fails or the catalog is bad;
         the query has its own deadline (Config's catalog_deadline)."""
+        cfg = self.cfg
+        deadline = Deadline(cfg.catalog_deadline, "the catalog query's deadline")
         with Phase():
-            import acupdate.download.query
+            import acupdate.download.request
 
-            return acupdate.download.query.scan(self, each)
+            r = acupdate.download.request.get(
+                cfg, cfg.catalog_target(), b"", self.buf, deadline, None
+            )
+        try:
+            if r.status != 200:
+                raise OSError(
+                    "Update server responds (%d) to the catalog query for %s"
+                    % (r.status, cfg.url())
+                )
+            with Phase():
+                import acupdate.download.catalog
+
+                return acupdate.download.catalog.scan(
+                    r.readinto, each, memoryview(self.buf)[:_ENTRY]
+                )
+        finally:
+            r.close()
 
     def catalog(self):
         """The server's bin entries, as a list of Entry; update(name) then takes the size,
