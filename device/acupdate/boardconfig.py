@@ -17,9 +17,11 @@ def load(path=PATH):
 
 def server(url=None, **kw):
     """The Config of the update server at `url`, or of the settings file's "server" (with
-    `kw` over it). ValueError when there is none or a setting is wrong."""
+    `kw` over it; a None there is a setting not given). ValueError when there is none or
+    a setting is wrong."""
     from .config import Config
 
+    kw = {k: v for k, v in kw.items() if v is not None}
     if url is not None:
         return Config(url=url, **kw)
     d = load().get("server")

@@ -61,10 +61,14 @@ class Config:
             checked = acupdate.settings.check(
                 host, port, path, timeout, led, led_on, reboot, url, kw
             )
-        # Set once the checks have left the heap: the instance's attribute table grows
-        # into the space they took, not between them (device/README.md).
+        # Set once the checks have left the heap: the instance's attribute table, and a
+        # copy of each text the checks made, go into the space they took. (A text made
+        # while their code was loaded lies past it; left there, it splits the free heap
+        # that the next piece of work, a 4 KiB block buffer, wants whole: device/README.md.)
         for k, v in checked:
             if v != getattr(Config, k, self):  # only what differs from the class's default
+                if isinstance(v, str):
+                    v = v[:]  # (MicroPython: a new str)
                 setattr(self, k, v)
 
     @classmethod

@@ -21,7 +21,7 @@ _RESET_MS = 300  # from update()'s return to the reset
 
 def config(url=None, **kw):
     """The Config of the update server at `url`, or of /acupdate.json's "server" (with
-    `kw` over it)."""
+    `kw` over it; a None there is a setting not given)."""
     with Phase():
         import acupdate.boardconfig
 
@@ -116,13 +116,8 @@ def _update(name, url, reboot, quiet, timeout):
     # The block buffer first, while the heap is in one piece; the settings' checks before
     # the agent's modules come: the heap is at its emptiest for each.
     buf = bytearray(4096)
-    kw = {}
-    if reboot is not None:
-        kw["reboot"] = reboot
-    if timeout is not None:
-        kw["timeout"] = timeout
     try:
-        cfg = config(url, **kw)
+        cfg = config(url, reboot=reboot, timeout=timeout)
     except ValueError as e:
         return _failed("Update", e.args[0], url)
     from .agent import NAMES, Updater, error_text
@@ -145,12 +140,13 @@ def _update(name, url, reboot, quiet, timeout):
 
                 return acupdate.browse.choose(n, first, cfg.url())
         name = first[0]
-    drawn = [False]  # a progress line is on the screen
+        first = keep = None  # (the closure and the list do not stay through the update)
+    shown = [-1]  # the percent on the screen (-1: no progress line)
     if not quiet:
         print("Updating %s from %s" % (name, cfg.url()))
-        up.on_progress = _progress(drawn)
+        up.on_progress = _progress(shown)
     st = NAMES[up.update(name)]
-    if drawn[0]:
+    if shown[0] >= 0:
         print()
     with Phase():
         import acupdate.console
@@ -170,17 +166,15 @@ def _reset_soon():
     machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
 
 
-def _progress(drawn):
-    # The progress callback: one line, redrawn in place: percent, bytes, rate (drawn[0]:
-    # True once it is on the screen).
+def _progress(shown):
+    # The progress callback: one line, redrawn in place: percent, bytes, rate (shown[0]:
+    # the percent on the screen, -1 before the first line).
     t0 = time.ticks_ms()
-    last = [-1]
 
     def progress(amount, size):
         pct = amount * 100 // size
-        if pct != last[0] or amount == size:
-            last[0] = pct
-            drawn[0] = True
+        if pct != shown[0] or amount == size:
+            shown[0] = pct
             dt = max(time.ticks_diff(time.ticks_ms(), t0), 1)
             rate = amount / 1.024 / dt
             print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
