@@ -48,12 +48,13 @@ def free_port() -> int:
 class WebBoard:
     """A board serving acupdate.web on 127.0.0.1:port."""
 
-    def __init__(self, board: Board, heap: str = HEAP, **serve):
+    def __init__(self, board: Board, heap: str = HEAP, prelude: str = "", **serve):
+        """prelude: device code run before serve() (a test's instrumentation)."""
         install_agent(board, mpy=True)
         self.board = board
         self.port = free_port()
         args = ", ".join(f"{k}={v!r}" for k, v in serve.items())
-        code = "import acupdate.web as web\n"
+        code = prelude + "import acupdate.web as web\n"
         code += f"web.serve(port={self.port}, host='127.0.0.1', {args})\n"
         self.running = board.start(code, heap=heap)
         if not self.running.wait_output("acupdate web: serving on", 20):

@@ -1,9 +1,13 @@
-# acupdate.webconn: the web server's connections (acupdate.web's asyncio phase): request
-# heads read through one small buffer per connection (BUF bytes: a longer line, more than 64
-# headers or chunked bodies are refused), basic auth, the routes, the idle watchdog, the
-# per-request modules' loading and unloading, and the hand-over of an update to a job
-# (step_aside()). It leaves the heap with asyncio while the server is closed for a job
-# (acupdate.web.serve).
+# acupdate.webconn: the web server's connections (acupdate.web's asyncio phase): the accept
+# loop (Server), request heads read through one small buffer per connection (BUF bytes, from
+# a pool made at the start: a longer line, more than 64 headers or chunked bodies are
+# refused), basic auth, the routes, the idle watchdog, the per-request modules' loading and
+# unloading, and the hand-over of an update to a job (step_aside()). It leaves the heap with
+# asyncio while the server is closed for a job (acupdate.web.serve).
+# No client can take the server down: at most MAX_CONN connections are served at once (a
+# new one past that takes the place of the oldest still waiting for its request head, else
+# it gets a 503 and is closed), and whatever a connection raises (MemoryError too) ends that
+# connection only, with its modules unloaded and its buffer back in the pool.
 import asyncio
 import gc
 import sys
@@ -15,7 +19,12 @@ from . import web
 from .websrc import DRAIN_MAX, Source, drain, find
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
-MAX_CONN = const(8)  # connections served at once (a bound against floods)
+MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
+# The answer past MAX_CONN when every connection is busy: no page module, no allocation.
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nToo many connections: try again.\r\n"
+)
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
 _ROUTES = b"""GET / webviews home
@@ -28,7 +37,8 @@ GET /_ac/update_result webpage result"""
 
 _active = 0  # requests and tasks using the per-request modules
 _before = ()  # the acupdate modules loaded before they began
-_reading = []  # type: list  # the Sources of the open connections, for watch()
+_reading = []  # type: list  # the Sources of the open connections, oldest first
+_free = [bytearray(BUF) for _ in range(MAX_CONN)]  # the connections' buffers, made once
 
 
 async def upload(src, w, head):
@@ -102,14 +112,96 @@ async def serve(*args):
 
 
 async def start(port=80, user=None, password=None, host="0.0.0.0", update_server=None, idle=20):
-    """The server, started in a running asyncio loop (serve()'s): the asyncio Server."""
+    """The server, started in a running asyncio loop (serve()'s): a Server."""
     from . import webstart
 
     try:
-        web.srv = await webstart.start(conn, port, user, password, host, update_server, idle)
+        web.srv = await webstart.start(port, user, password, host, update_server, idle)
         return web.srv
     finally:
         web.drop("webstart", clear=True)
+
+
+class Server:
+    """Accepts the connections on the listening socket `ls` (asyncio's start_server() would
+    die on a MemoryError in its accept loop, and takes every connection)."""
+
+    def __init__(self, ls):
+        self.s = ls
+        self.task = asyncio.create_task(_accept(ls))  # type: ignore[arg-type]
+
+    def close(self):
+        self.task.cancel()
+
+    async def wait_closed(self):
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        self.s.close()
+
+
+def _accept(ls):
+    # Server's task (a generator, as asyncio's own accept loop: it waits on the socket).
+    wait = asyncio.core._io_queue.queue_read  # type: ignore[attr-defined]
+    while True:
+        try:
+            yield wait(ls)
+        except asyncio.CancelledError:  # Server.close()
+            ls.close()
+            return
+        s = None
+        try:
+            s = ls.accept()[0]
+            s.setblocking(False)
+            buf = _slot()
+            if buf is None:
+                _refuse(s)
+            else:
+                st = asyncio.StreamReader(s)
+                asyncio.create_task(conn(st, buf))
+        except Exception as e:  # MemoryError too: this connection only
+            print("acupdate web: connection refused:", web.msg(e))
+            if s:
+                s.close()
+            s = None
+            gc.collect()
+
+
+def _slot():
+    """A buffer for a new connection: a free one, else the one of the oldest connection
+    still waiting for its request head (a browser's unused preconnect; it is closed),
+    else None."""
+    if len(_reading) < MAX_CONN and _free:
+        return _free.pop()
+    for src in _reading:
+        if src.left < 0 and src.t is not None:
+            _reading.remove(src)
+            src.late = -1  # Source.fill() says so; conn() closes it without an answer
+            src.task.cancel()
+            return src.b
+    return None
+
+
+def _refuse(s):
+    # 503 on a fresh non-blocking socket (its send buffer is empty): no task, no buffer.
+    try:
+        s.write(_BUSY)
+    except OSError:
+        pass
+    _discard(s)
+    s.close()
+
+
+def _discard(s):
+    # Read and drop what a refused request sent so far (at most 16 reads): closing a socket
+    # with unread bytes resets the connection, and the browser may lose the answer.
+    try:
+        for _ in range(16):
+            if not s.read(BUF):  # (None: nothing more has come; b"": the end)
+                return
+    except OSError:
+        pass
 
 
 async def watch():
@@ -125,14 +217,11 @@ async def watch():
                 src.task.cancel()
 
 
-async def conn(r, w):
-    if len(_reading) >= MAX_CONN:  # more would take the heap an update needs: the browser
-        w.close()  # opens another one when it has a request to send
-        return await w.wait_closed()
-    src = Source(r, bytearray(BUF))
+async def conn(w, buf):
+    src = Source(w, buf)
     src.task = asyncio.current_task()
     _reading.append(src)
-    head = None
+    enter()
     try:
         s, e = await src.line()
         line = bytes(src.mv[s:e]).split(b" ")
@@ -169,19 +258,22 @@ async def conn(r, w):
             have = length
         src.length = length
         src.left = length - have
-        head = (line[0], line[1].split(b"?")[0], ctype, cred, cont)
-        enter()
-        await _route(src, w, head)
+        await _route(src, w, (line[0], line[1].split(b"?")[0], ctype, cred, cont))
     except Exception as e:  # a browser gone or garbage in: answer if possible, keep serving
-        print("acupdate web: request failed:", web.msg(e))
-        try:
-            await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
-        except Exception:
-            pass
+        if src.late >= 0:  # (not a connection dropped for a newer one)
+            print("acupdate web: request failed:", web.msg(e))
+            gc.collect()
+            try:
+                await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+                _discard(w.s)
+            except Exception:
+                pass
     finally:
-        _reading.remove(src)
-        if head:
-            leave()
+        if src in _reading:  # (a dropped one's buffer went to the newer one)
+            _reading.remove(src)
+            if src.s:  # (an upload's buffer goes on with it to webjob)
+                _free.append(buf)
+        leave()
         try:
             w.close()
             await w.wait_closed()

@@ -1,0 +1,157 @@
+"""The board's web pages (acupdate.web) against hostile and careless clients, at the promised
+64 KiB heap, over real sockets, the board run by the real MicroPython: a failed request (bad
+request line, Content-Length: abc, a header line of 510 bytes or more, more than 64 headers, a
+non-UTF-8 Content-Type, a 5 KB request line, connect and close) gets its 400 and leaves no
+module behind; idle connections and 100 concurrent requests do not take the server down; a
+MemoryError in one connection (its accept or its page) ends that connection only. After each,
+the next authenticated request gets 200 without a reset."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_web_device import WebBoard, basic
+
+AUTH = basic("admin", "s3cret")
+
+# Test instrumentation, run on the board before serve(): each progress answer first prints
+# the acupdate modules loaded (numbered), so that a test sees what a request left behind.
+REPORT = """import sys
+import acupdate.web as _w
+_n = [0]
+_p = _w.progress
+def _report():
+    _n[0] += 1
+    names = sorted(k for k in sys.modules if k.startswith("acupdate."))
+    print("loaded %d: %s" % (_n[0], " ".join(names)))
+    return _p()
+_w.progress = _report
+"""
+
+
+@pytest.fixture
+def wb(board):
+    w = WebBoard(board, prelude=REPORT, user="admin", password="s3cret")
+    yield w
+    w.stop()
+
+
+def loaded(wb: WebBoard, n: int) -> str:
+    """The modules the board has loaded, as its n-th progress answer reports them."""
+    st, _, _ = wb.request("GET", "/_ac/update_progress", headers=AUTH)
+    assert st == 200
+    tag = f"loaded {n}: "
+    assert wb.running.wait_output(tag, 10), wb.running.output[-2000:]
+    out = wb.running.output
+    return out[out.index(tag) + len(tag) :].split("\n", 1)[0]
+
+
+def exchange(port: int, data: bytes | None) -> bytes:
+    """Send `data` on a new connection (None: connect and close), the whole answer."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        if data is None:
+            return b""
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def once(wb: WebBoard, path: str = "/") -> tuple[int, bytes]:
+    """One authenticated GET, not retried: a reset or a refused connection fails it."""
+    c = http.client.HTTPConnection("127.0.0.1", wb.port, timeout=30)
+    try:
+        c.request("GET", path, headers=AUTH)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def assert_serves(wb: WebBoard):
+    st, page = once(wb)
+    assert st == 200 and b"Running: <b>ota_0</b>" in page, (st, wb.running.output[-2000:])
+    assert "Traceback" not in wb.running.output, wb.running.output[-3000:]
+
+
+CASES = {
+    "connect_and_close": None,
+    "garbage_request_line": b"GARBAGE\r\n\r\n",
+    "content_length_abc": b"POST /update HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    "header_line_510": b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 510 + b"\r\n\r\n",
+    "65_headers": b"GET / HTTP/1.1\r\n" + b"X-H: y\r\n" * 65 + b"\r\n",
+    "content_type_not_utf8": (
+        b"POST /update HTTP/1.1\r\nContent-Type: multipart/form-data; \xff\xfe\r\n"
+        b"Content-Length: 3\r\n\r\nabc"
+    ),
+    "request_line_5k": b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_failed_request_leaves_nothing_behind(wb, case):
+    before = loaded(wb, 1)
+    for _ in range(3):
+        answer = exchange(wb.port, CASES[case])
+        if CASES[case] is not None:
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request"), answer[:200]
+    assert loaded(wb, 2) == before  # no page module left loaded by the refusals
+    assert_serves(wb)
+
+
+def test_idle_connections_do_not_take_the_server_down(wb):
+    idle = [socket.create_connection(("127.0.0.1", wb.port), timeout=30) for _ in range(10)]
+    try:
+        assert_serves(wb)  # the oldest idle connections made room
+        assert once(wb, "/update")[0] == 200
+        assert idle[0].recv(100) == b""  # the oldest was closed by the board
+    finally:
+        for s in idle:
+            s.close()
+    assert_serves(wb)
+
+
+def test_100_concurrent_requests_then_the_next_is_served(wb):
+    def get(_):
+        try:
+            return once(wb)[0]
+        except OSError as e:  # refused or reset past the connection limit
+            return type(e).__name__
+
+    with ThreadPoolExecutor(100) as pool:
+        got = list(pool.map(get, range(100)))
+    assert got.count(200) >= 4, got
+    assert set(got) <= {200, 503, "ConnectionResetError", "RemoteDisconnected"}, got
+    assert_serves(wb)
+
+
+INJECT = """import asyncio
+import asyncio.stream
+_S = asyncio.stream.Stream
+_k = [0]
+def _stream(*a):
+    _k[0] += 1
+    if _k[0] == 2:
+        raise MemoryError("memory allocation failed, allocating 368 bytes")
+    return _S(*a)
+asyncio.stream.Stream = asyncio.StreamReader = _stream
+"""
+
+
+def test_a_memory_error_ends_one_connection_only(board):
+    wb = WebBoard(board, prelude=INJECT, user="admin", password="s3cret")
+    try:
+        assert_serves(wb)  # the first connection
+        with pytest.raises(OSError):  # the second: its stream failed, the board closed it
+            once(wb)
+        assert_serves(wb)
+        assert "connection refused: memory allocation failed" in wb.running.output
+    finally:
+        wb.stop()
