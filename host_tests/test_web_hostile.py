@@ -155,3 +155,19 @@ def test_a_memory_error_ends_one_connection_only(board):
         assert "connection refused: memory allocation failed" in wb.running.output
     finally:
         wb.stop()
+
+
+@pytest.mark.parametrize("scheme", ["basic", "BASIC", "bAsIc"])
+def test_the_auth_scheme_is_case_insensitive(wb, scheme):
+    cred = AUTH["Authorization"].split(" ", 1)[1]
+    st, _, page = wb.request("GET", "/", headers={"Authorization": f"{scheme} {cred}"})
+    assert st == 200 and b"Running: <b>ota_0</b>" in page
+    assert wb.request("GET", "/", headers={"Authorization": f"{scheme} eDp5"})[0] == 401
+
+
+def test_a_5_mb_upload_gets_its_413_page(wb):
+    body = b"\xe9" * 5_000_000  # sent whole, as a browser does: the board reads and drops it
+    hdrs = {"Content-Type": "multipart/form-data; boundary=x", **AUTH}
+    st, _, page = wb.request("POST", "/update", body, hdrs)
+    assert st == 413 and b"5000000 bytes is more than an OTA slot holds." in page
+    assert_serves(wb)

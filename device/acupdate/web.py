@@ -56,6 +56,13 @@ def fail(text):
     st.error = st.text = text
 
 
+def basic(v):
+    """An Authorization header's value (bytes) as web.auth has it: the scheme's case does not
+    matter (RFC 7617: "basic", "BASIC" are "Basic")."""
+    v = v.strip()
+    return b"Basic " + v[6:].strip() if v[:6].lower() == b"basic " else v
+
+
 PROGRESS = b"/_ac/update_progress"
 UNAUTHORIZED = "This board's update pages need the right user name and password."
 

@@ -245,7 +245,7 @@ async def conn(w, buf):
             elif name == b"content-type":
                 ctype = v.decode()
             elif name == b"authorization":
-                cred = v
+                cred = web.basic(v)
             elif name == b"expect":
                 cont = v.lower() == b"100-continue"
             elif name == b"transfer-encoding":

@@ -131,7 +131,7 @@ def _one(c):
         k, _, v = h.partition(b":")
         k = k.strip().lower()
         if k == b"authorization":
-            cred = v.strip()
+            cred = web.basic(v)
         elif k == b"content-length":
             length = int(v)
     if web.auth is not None and cred != web.auth:
@@ -144,7 +144,7 @@ def _one(c):
     elif line[1].split(b"?")[0] == web.PROGRESS:
         a = web.progress()
     else:  # rare during an update: their module comes for the answer, and goes
-        if line[0] == b"POST" and length <= 4194304:  # (websrc.DRAIN_MAX) so that the
+        if line[0] == b"POST" and length <= 16777216:  # (websrc.DROP_MAX) so that the
             b = memoryview(bytearray(256))  # browser gets the answer
             while length > 0:  # (a blocking readinto fills all it is given)
                 n = c.readinto(b[: min(length, 256)])

@@ -4,7 +4,8 @@
 # the same code reads an upload either way.
 from micropython import const
 
-DRAIN_MAX = const(4194304)  # a refused body larger than this is not read before answering
+DRAIN_MAX = const(4194304)  # an upload larger than this is refused before its body is read
+DROP_MAX = const(16777216)  # a refused body up to this is read and dropped before answering
 
 
 def find(b, sub, s, e):
@@ -88,7 +89,7 @@ class Source:
                 raise ValueError("the request ends inside a line")
 
 
-async def drain(src, cap=DRAIN_MAX):
+async def drain(src, cap=DROP_MAX):
     """Read and drop the rest of the body (of a refused request: so that the browser gets
     the answer; unless it is over `cap` bytes). OSError if it is cut off."""
     if src.length <= cap:
