@@ -264,7 +264,10 @@ async def conn(w, buf):
             print("acupdate web: request failed:", web.msg(e))
             gc.collect()
             try:
-                await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+                if isinstance(e, MemoryError):  # the board's overload, not the request's fault
+                    await page("message", w, b"503 Service Unavailable", "Busy", web.msg(e))
+                else:
+                    await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
                 _discard(w.s)
             except Exception:
                 pass
