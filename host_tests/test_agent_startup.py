@@ -64,7 +64,7 @@ def test_a_silent_server_delays_the_application_by_the_timeout_only(deployed):
         t0 = time.monotonic()
         res = deployed.run("print('after main')", main=True)
         took = time.monotonic() - t0
-    assert "Update failed: reading the reply failed (ETIMEDOUT)" in res.output
+    assert "Update of app.bin failed: reading the reply failed (ETIMEDOUT)" in res.output
     assert "application running" in res.output
     # The server would hold the request for 30 s; the 1 s timeout lets the app go on.
     assert took < 10, f"the application waited {took:.1f} s"

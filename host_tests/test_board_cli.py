@@ -93,3 +93,21 @@ def test_serve_gives_a_serial_port_that_mpremote_drives(board):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_misuse_is_one_line_and_exit_2_and_every_option_has_help(tmp_path):
+    # Issue 15: `board run --heap 10` printed a traceback; options had bare --help entries.
+    res = board_cli("run", str(tmp_path), "--heap", "10")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.splitlines()[-1] == (
+        "python -m tools.board run: error: argument --heap: expected a size such as 48K or "
+        "1M, at least 16K, got '10'"
+    )
+    for cmd in ("create", "run", "serve", "repl", "state"):
+        out = board_cli(cmd, "--help").stdout
+        opts = out.split("positional arguments:", 1)[1]
+        entries = [ln for ln in opts.splitlines() if re.match(r"^  \S", ln)]
+        bare = [ln for ln in entries if len(ln.split("  ", 2)) < 3 and not ln.endswith(":")]
+        assert not bare, (cmd, bare, out)
+    out = board_cli("create", "--help").stdout
+    assert "acupdate-lab (key otapass123)" in " ".join(out.split())

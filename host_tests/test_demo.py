@@ -69,7 +69,8 @@ def test_signed_demo_refuses_a_tampered_copy_then_installs_the_signed_image():
         "$ espsecure sign-data --version 2 --keyfile ",
         "--trust-key ",
         "acupdate.repl.update('app-tampered.bin', reboot=False)",
-        "Update failed: Signature Check Failed: image changed after signing: SHA-256 ",
+        "Update of app-tampered.bin failed: Signature Check Failed: image changed after "
+        "signing: SHA-256 ",
         "ota_0  1.0.0          -                running next-boot",
         "Update successful: app.bin",
         "serial | boot: slot=ota_1 version=2.0.0 project=acupdate-demo state=PENDING_VERIFY",

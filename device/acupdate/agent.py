@@ -37,6 +37,7 @@ class Updater:
         self.error = ""
         self.buf = buf or bytearray(_BLOCK)
         self.listed = None  # the entries the last catalog() or find() read, for update()
+        self.kept = None  # the slot's label when update() found the image there, complete
         self.on_start = self.on_progress = self.on_end = self.on_error = None
 
     def scan(self, each):
@@ -115,6 +116,7 @@ class Updater:
         the catalog is asked for them."""
         self.status = START
         self.error = ""
+        self.kept = None
         if self.on_start:
             self.on_start()
         for e in self.listed or ():
@@ -177,6 +179,19 @@ class Updater:
             if r.status == 304:  # the board runs this image
                 r.close()
                 return None
+            with Phase():  # the slot holds this image already, complete (update() twice)?
+                import acupdate.ota.held
+
+                held = acupdate.ota.held.holds(self, dl, r)
+            if held:  # not downloaded again: checked, then set to boot
+                r.close()
+                r = None
+                with Phase():
+                    import acupdate.ota.held
+
+                    md5 = acupdate.ota.held.adopt(self, dl)
+                self.kept = dl.part.info()[4]
+                return md5
             with Phase():  # the head's checks, the first block's, before anything is written
                 import acupdate.download.start
 

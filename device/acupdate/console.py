@@ -1,21 +1,29 @@
 # acupdate.console: what the REPL commands print, apart from an update's progress: a
-# failure in one line with a hint, the catalog's rows as they arrive (ls), the slot table
-# (status), confirm, rollback. acupdate.repl loads it for a command only.
+# failure in one line with a hint (acupdate.fail's, loaded for it), the catalog's rows as
+# they arrive (ls), the slot table (status), confirm, rollback. acupdate.repl loads it
+# for a command only.
 
 _ROW = "  %-6s %-14s %-16s %s"
 _ENTRY = "  %-24s %-10s %-8s %10s"
 
 
-def failed(what, text):
-    """Print one line for a failure of `what`, with a hint where one helps; "FAIL"."""
-    if "ECONNREFUSED" in text or "EHOSTUNREACH" in text or "name lookup" in text:
-        text += ": is the update server running, and is its URL right?"
-    elif "ETIMEDOUT" in text or "deadline" in text:
-        text += ": the server or the network is slow or gone; try again"
-    elif "(404)" in text:
-        text += ": ota.ls() lists the server's images"
-    print("%s failed: %s" % (what, text))
-    return "FAIL"
+def failed(what, text, url=None, name=None):
+    """Print the one line of a failure (acupdate.fail.line, loaded for it); "FAIL"."""
+    from . import Phase
+
+    with Phase():
+        import acupdate.fail
+
+        return acupdate.fail.line(what, text, url, name)
+
+
+def empty(url):
+    """What ls() and update() say when the catalog of `url` lists no bin entry; "NOAVAIL"."""
+    print(
+        "No available firmwares: the catalog of %s lists no .bin image: copy an app image "
+        "into the server's folder" % url
+    )
+    return "NOAVAIL"
 
 
 def _size(n):
@@ -26,16 +34,12 @@ def _size(n):
     return "%d B" % n
 
 
-def ls(url=None):
-    """Print the update server's bin entries as they arrive. Returns how many there are,
-    or "FAIL" (with a line saying why)."""
+def ls(cfg, buf):
+    """Print the bin entries of the update server of Config `cfg` as they arrive (`buf`:
+    the 4096-byte block buffer). Returns how many there are, "NOAVAIL" (none) or "FAIL" (a
+    line says why)."""
     from .agent import Updater, error_text
-    from .boardconfig import server
 
-    try:
-        cfg = server(url)
-    except ValueError as e:
-        return failed("ls", error_text(e))
     print("Update server %s" % cfg.url())
     seen = [0]
 
@@ -46,34 +50,41 @@ def ls(url=None):
         print(_ENTRY % (e.name, e.date, e.time[:8], _size(e.size)))
 
     try:
-        n = Updater(cfg).scan(row)
+        n = Updater(cfg, buf).scan(row)
     except (OSError, ValueError, MemoryError) as e:
-        return failed("ls", error_text(e))
-    if not n:
-        print("  No available firmwares: the catalog lists no .bin image")
-    return n
+        return failed("ls", error_text(e), cfg.url())
+    return n or empty(cfg.url())
 
 
 def choose(n, first, url):
     """What ota.update() says when it was given no name and the catalog of `url` lists `n`
-    bin entries, not one (`first`: [the first one's name] or [])."""
-    if n:
-        print(
-            "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
-            % (n, first[0])
-        )
-    else:
-        print("No available firmwares: the catalog of %s lists no .bin image" % url)
+    bin entries, not one (`first`: [the first one's name] or []); "NOAVAIL" for none, else
+    None."""
+    if not n:
+        return empty(url)
+    print(
+        "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
+        % (n, first[0])
+    )
+    return None
 
 
-def outcome(status, name, error, reboot):
-    """What ota.update() says when update(`name`) ended with `status` ("SUCCESS",
-    "NOAVAIL", "FAIL"; `error` its words). With `reboot`, after a success, a count-down
-    that Ctrl-C cancels; True when the board is to reset."""
+def outcome(status, name, error, reboot, url, kept=None):
+    """What ota.update() says when update(`name`) from the server at `url` ended with
+    `status` ("SUCCESS", "NOAVAIL", "FAIL"; `error` its words; `kept`: the slot that held
+    the image already). With `reboot`, after a success, a count-down that Ctrl-C cancels;
+    True when the board is to reset."""
     if status == "NOAVAIL":
         print("No update: the board already runs %s" % name)
     elif status == "FAIL":
-        failed("Update", error)
+        failed("Update", error, url, name)
+    elif kept:
+        print(
+            "%s is in %s already, complete (its MD5 read back from the slot): not downloaded "
+            "again; %s boots at the next reset" % (name, kept, kept)
+        )
+        if reboot:
+            return _count_down(3)
     else:
         print("Update successful: %s is written and boots at the next reset" % name)
         if reboot:

@@ -5,8 +5,10 @@
 #   ota.status()             slots, versions, otadata states
 #   ota.confirm() / ota.rollback()
 # Settings come from /acupdate.json ("server": {...}) unless a url= is given. A failure of
-# the server, the network or the image is one printed line that says what happened and
-# what to try, and the call returns "FAIL"; a wrong argument type still raises.
+# the server, the network, the Wi-Fi, the image or the heap is one printed line that says
+# what happened (naming the URL or the file) and what to try, never a traceback, and the
+# call returns "FAIL" ("NOAVAIL" for a catalog without images); a wrong argument type
+# (a programming error) still raises TypeError.
 # The other commands' work, and what a failure prints, is acupdate.console's, loaded for
 # the command only (a Phase), so that an update has the heap it would take.
 import time
@@ -26,21 +28,50 @@ def config(url=None, **kw):
         return acupdate.boardconfig.server(url, **kw)
 
 
-def _failed(what, text):
+def _failed(what, text, url=None):
     # The failure's line (acupdate.console.failed); "FAIL".
     with Phase():
         import acupdate.console
 
-        return acupdate.console.failed(what, text)
+        return acupdate.console.failed(what, text, url)
+
+
+def _no_heap(what):
+    # The line for a MemoryError that left the command's code (even console's could not
+    # load): no module to import, nothing to format but a number; "FAIL".
+    import gc
+
+    gc.collect()
+    print(
+        "%s failed: the heap is too small (%d bytes free): machine.reset() gives a fresh heap, "
+        "then try again" % (what, gc.mem_free())
+    )
+    return "FAIL"
+
+
+def _str(what, v):
+    # TypeError unless `v` is None or a str: a programming error, which raises.
+    if v is not None and not isinstance(v, str):
+        raise TypeError("%s must be a str, got %s" % (what, type(v).__name__))
 
 
 def ls(url=None):
     """Print the update server's bin entries as they arrive. Returns how many there are,
-    or "FAIL" (with a line saying why)."""
-    with Phase():
-        import acupdate.console
+    "NOAVAIL" when there are none, or "FAIL" (with a line saying why)."""
+    _str("url", url)
+    try:
+        buf = bytearray(4096)  # first, while the heap is in one piece
+        try:
+            cfg = config(url)  # the settings' checks before the agent's modules come
+        except ValueError as e:
+            return _failed("ls", e.args[0], url)
+        with Phase():
+            import acupdate.console
 
-        return acupdate.console.ls(url)
+            return acupdate.console.ls(cfg, buf)
+    except MemoryError:
+        buf = None
+        return _no_heap("ls")
 
 
 def status():
@@ -75,7 +106,16 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
     """Install image `name` from the update server (the only one when name is None).
     Returns "SUCCESS" (it boots at the next reset; with reboot, the board resets first),
     "NOAVAIL" (the board runs it already), "FAIL" (a line says why), or None when there
-    is nothing to choose from or more than one image."""
+    is more than one image to choose from ("NOAVAIL" when there is none)."""
+    _str("name", name)
+    _str("url", url)
+    try:
+        return _update(name, url, reboot, quiet, timeout)
+    except MemoryError:
+        return _no_heap("Update")
+
+
+def _update(name, url, reboot, quiet, timeout):
     # The block buffer first, while the heap is in one piece; the settings' checks before
     # the agent's modules come: the heap is at its emptiest for each.
     buf = bytearray(4096)
@@ -87,8 +127,7 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
     try:
         cfg = config(url, **kw)
     except ValueError as e:
-        print("Update failed: %s" % e.args[0])
-        return "FAIL"
+        return _failed("Update", e.args[0], url)
     from .agent import NAMES, Updater, error_text
 
     up = Updater(cfg, buf)
@@ -102,24 +141,24 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
         try:
             n = up.scan(keep)
         except (OSError, ValueError, MemoryError) as e:
-            return _failed("Update", error_text(e))
+            return _failed("Update", error_text(e), cfg.url())
         if n != 1:
             with Phase():
                 import acupdate.console
 
-                acupdate.console.choose(n, first, cfg.url())
-            return None
+                return acupdate.console.choose(n, first, cfg.url())
         name = first[0]
+    drawn = [False]  # a progress line is on the screen
     if not quiet:
         print("Updating %s from %s" % (name, cfg.url()))
-        up.on_progress = _progress()
+        up.on_progress = _progress(drawn)
     st = NAMES[up.update(name)]
-    if not quiet:
+    if drawn[0]:
         print()
     with Phase():
         import acupdate.console
 
-        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot)
+        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url(), up.kept)
     if reset:
         # The reset comes a moment after update() has returned, from a timer: a command
         # that runs it (mpremote exec) then ends before the board resets, instead of
@@ -130,8 +169,9 @@ def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
     return st
 
 
-def _progress():
-    # The progress callback: one line, redrawn in place: percent, bytes, rate.
+def _progress(drawn):
+    # The progress callback: one line, redrawn in place: percent, bytes, rate (drawn[0]:
+    # True once it is on the screen).
     t0 = time.ticks_ms()
     last = [-1]
 
@@ -139,6 +179,7 @@ def _progress():
         pct = amount * 100 // size
         if pct != last[0] or amount == size:
             last[0] = pct
+            drawn[0] = True
             dt = max(time.ticks_diff(time.ticks_ms(), t0), 1)
             rate = amount / 1.024 / dt
             print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")

@@ -17,7 +17,26 @@ import sys
 import threading
 from pathlib import Path
 
-from .board import DEFAULT_HEAP, Board, BoardError
+from .board import DEFAULT_HEAP, DEFAULT_WIFI, Board, BoardError, heap_bytes
+
+_MIN_HEAP = 16 * 1024
+_AP = ", ".join(f"{ssid} (key {key})" for ssid, key in DEFAULT_WIFI.items())
+
+
+def _heap(text: str) -> str:
+    """argparse type of --heap: a size such as 48K, 1M or 65536, at least 16K."""
+    t = text.strip()
+    if not t.rstrip("kKmM").isdigit() or heap_bytes(t) < _MIN_HEAP:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 48K or 1M, at least {_MIN_HEAP // 1024}K, got {text!r}"
+        )
+    return t
+
+
+def _prog() -> str:
+    # How this program was called: the console script, or python -m tools.board.
+    name = Path(sys.argv[0]).name
+    return "python -m tools.board" if name in ("__main__.py", "-m", "") else name
 
 
 def _create(args) -> int:
@@ -107,28 +126,41 @@ def _state(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="acupdate-board", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=_prog(),
+        description=__doc__.split("\n")[0],
+        epilog=f"A new board's Wi-Fi offers one access point: {_AP}; boot.py joins it.",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="a new board with an image in ota_0")
-    c.add_argument("dir")
+    c.add_argument("dir", help="the board's folder (flash file, filesystem, board.json)")
     c.add_argument("--image", help="app image for ota_0 (default: build one)")
     c.add_argument("--version", default="1.0.0", help="version of the built image")
-    c.add_argument("--project", default="acupdate-demo")
-    c.add_argument("--chip", default="esp32")
-    c.add_argument("--wifi", action="append", metavar="SSID:KEY", help="an access point")
+    c.add_argument("--project", default="acupdate-demo", help="project name of the built image")
+    c.add_argument("--chip", default="esp32", help="chip of the built image (esp32, esp32s3, ...)")
+    c.add_argument(
+        "--wifi",
+        action="append",
+        metavar="SSID:KEY",
+        help=f"an access point the board's Wi-Fi offers (repeatable; default: {_AP})",
+    )
     c.add_argument("--force", action="store_true", help="replace a board that is there already")
     r = sub.add_parser("run", help="power on, run boot.py (and main.py), then code")
-    r.add_argument("dir")
+    r.add_argument("dir", help="the board's folder (python -m tools.board create DIR)")
     r.add_argument("-c", metavar="CODE", help="code to run after boot")
     r.add_argument("--script", help="a file to run after boot")
     r.add_argument("--main", action="store_true", help="run main.py too")
-    r.add_argument("--heap", default=DEFAULT_HEAP, help="application heap (as -X heapsize)")
+    r.add_argument(
+        "--heap", type=_heap, default=DEFAULT_HEAP, help="application heap (as -X heapsize)"
+    )
     for name, text in (("serve", "serial REPL on a pty"), ("repl", "REPL in this terminal")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("dir")
-        s.add_argument("--heap", default=DEFAULT_HEAP)
+        s.add_argument("dir", help="the board's folder (python -m tools.board create DIR)")
+        s.add_argument(
+            "--heap", type=_heap, default=DEFAULT_HEAP, help="application heap (as -X heapsize)"
+        )
     st = sub.add_parser("state", help="partition table, OTA slots and otadata")
-    st.add_argument("dir")
+    st.add_argument("dir", help="the board's folder")
     args = p.parse_args(argv)
     try:
         if args.cmd == "create":
