@@ -149,11 +149,40 @@ def test_a_memory_error_ends_one_connection_only(board):
     wb = WebBoard(board, prelude=INJECT, user="admin", password="s3cret")
     try:
         assert_serves(wb)  # the first connection
-        with pytest.raises(OSError):  # the second: its stream failed, the board closed it
-            once(wb)
+        # the second: its stream failed; the answer that needs no heap, then closed
+        assert once(wb) == (503, b"The board is busy: try again.\r\n")
         # (the board's output is read by a thread: waited for, not looked at once)
         assert wb.running.wait_output("connection refused: memory allocation failed", 10)
         assert_serves(wb)
+    finally:
+        wb.stop()
+
+
+# Makes the 2nd to 6th connections' request readers fail as a crowded heap does: more
+# failures than the server has connection buffers.
+INJECT_SOURCE = """import acupdate.websrc as _ws
+_S = _ws.Source
+_k = [0]
+def _source(*a):
+    _k[0] += 1
+    if 2 <= _k[0] <= 6:
+        raise MemoryError("memory allocation failed, allocating 96 bytes")
+    return _S(*a)
+_ws.Source = _source
+"""
+
+
+def test_memory_errors_before_a_request_is_read_lose_no_connection_buffer(board):
+    # (the 100 concurrent requests' TimeoutError: such a MemoryError ended the connection's
+    # task with its buffer taken and its socket open; with all 4 buffers lost, nothing more
+    # was served)
+    wb = WebBoard(board, prelude=INJECT_SOURCE, user="admin", password="s3cret")
+    try:
+        assert_serves(wb)
+        for _ in range(5):
+            assert once(wb) == (503, b"The board is busy: try again.\r\n")
+        for _ in range(5):
+            assert_serves(wb)
     finally:
         wb.stop()
 

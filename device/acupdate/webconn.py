@@ -4,10 +4,12 @@
 # refused), basic auth, the routes, the idle watchdog, the per-request modules' loading and
 # unloading, and the hand-over of an update to a job (step_aside()). It leaves the heap with
 # asyncio while the server is closed for a job (acupdate.web.serve).
-# No client can take the server down: at most MAX_CONN connections are served at once (a
-# new one past that takes the place of the oldest still waiting for its request head, else
-# it gets a 503 and is closed), and whatever a connection raises (MemoryError too) ends that
-# connection only, with its modules unloaded and its buffer back in the pool.
+# No client can take the server down: a new connection costs a socket and a small task until
+# its first bytes come (at most MAX_WAIT such; past that the one silent for longest is
+# closed, or the new one gets a static 503 when all have sent their requests); then it is
+# served with a buffer from the pool, at most MAX_CONN at once (the others wait for one).
+# Whatever a connection raises ends that connection only (a MemoryError: the static 503),
+# with its modules unloaded and its buffer back in the pool.
 import asyncio
 import gc
 import sys
@@ -20,10 +22,12 @@ from .websrc import DRAIN_MAX, Source, drain, find
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
 MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
-# The answer past MAX_CONN when every connection is busy: no page module, no allocation.
+MAX_WAIT = const(4)  # connections accepted and waiting for their first bytes or a buffer
+# The answer when the board cannot serve a request now (too many connections waiting, or
+# the heap short): no page module, no allocation.
 _BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\n"
-    b"Retry-After: 1\r\nConnection: close\r\n\r\nToo many connections: try again.\r\n"
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nThe board is busy: try again.\r\n"
 )
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
@@ -37,8 +41,11 @@ GET /_ac/update_result webpage result"""
 
 _active = 0  # requests and tasks using the per-request modules
 _before = ()  # the acupdate modules loaded before they began
-_reading = []  # type: list  # the Sources of the open connections, oldest first
-_free = [bytearray(BUF) for _ in range(MAX_CONN)]  # the connections' buffers, made once
+_bufs = [bytearray(BUF) for _ in range(MAX_CONN)]  # the connections' buffers, made once
+_users = [None] * MAX_CONN  # type: list  # _bufs[i]'s connection: its Source, 0 (starting)
+# or None (free); fixed lists: taking or giving a buffer back allocates nothing
+_waiting = []  # type: list  # accepted, not yet served: [socket, its wait task or None, ms]
+_scratch = bytearray(256)  # what a refused request sent, read and dropped
 
 
 async def upload(src, w, head):
@@ -141,12 +148,16 @@ class Server:
         self.s.close()
 
 
+def _readable(s):
+    # Wait until `s` has bytes to read (or is closed by the browser).
+    yield asyncio.core._io_queue.queue_read(s)  # type: ignore[attr-defined]
+
+
 def _accept(ls):
     # Server's task (a generator, as asyncio's own accept loop: it waits on the socket).
-    wait = asyncio.core._io_queue.queue_read  # type: ignore[attr-defined]
     while True:
         try:
-            yield wait(ls)
+            yield from _readable(ls)
         except asyncio.CancelledError:  # Server.close()
             ls.close()
             return
@@ -154,12 +165,12 @@ def _accept(ls):
         try:
             s = ls.accept()[0]
             s.setblocking(False)
-            buf = _slot()
-            if buf is None:
-                _refuse(s)
+            if len(_waiting) >= MAX_WAIT and not _drop_idle():
+                _refuse(s)  # every waiting connection has sent its request: this one waits too long
             else:
-                st = asyncio.StreamReader(s)
-                asyncio.create_task(conn(st, buf))
+                one = [s, None, time.ticks_ms()]  # socket, its wait, accepted at
+                one[1] = asyncio.create_task(_wait(one))
+                _waiting.append(one)
         except Exception as e:  # MemoryError too: this connection only
             print("acupdate web: connection refused:", web.msg(e))
             if s:
@@ -168,19 +179,56 @@ def _accept(ls):
             gc.collect()
 
 
-def _slot():
-    """A buffer for a new connection: a free one, else the one of the oldest connection
-    still waiting for its request head (a browser's unused preconnect; it is closed),
-    else None."""
-    if len(_reading) < MAX_CONN and _free:
-        return _free.pop()
-    for src in _reading:
-        if src.left < 0 and src.t is not None:
-            _reading.remove(src)
-            src.late = -1  # Source.fill() says so; conn() closes it without an answer
-            src.task.cancel()
-            return src.b
-    return None
+def _drop_idle():
+    """Close the connection that has sent nothing for longest (a browser's unused
+    preconnect): room for a new one. False if every waiting one has sent its request."""
+    for one in _waiting:
+        if one[1] is not None:
+            _waiting.remove(one)
+            one[1].cancel()  # (its wait is off the poller: the socket may close now)
+            one[0].close()
+            return True
+    return False
+
+
+async def _wait(one):
+    # A new connection's task: waits for its first bytes at the cost of a socket and this
+    # task, then serves it with a free buffer, or leaves it in _waiting for one: the task
+    # that frees a buffer serves it next.
+    try:
+        await _readable(one[0])
+    except asyncio.CancelledError:  # dropped for room or silent for idle_ms (closed there)
+        return
+    one[1] = None  # it has sent something
+    i = _take()
+    if i < 0:
+        return
+    _waiting.remove(one)
+    s = one[0]
+    while s:
+        try:
+            if not await conn(s, i):
+                return  # (an upload: its buffer goes on with it to webjob)
+        except Exception as e:  # MemoryError before its request was read: this one only
+            print("acupdate web: connection refused:", web.msg(e))
+            _refuse(s)
+            gc.collect()
+        s = None
+        for one in _waiting:
+            if one[1] is None:  # the oldest that has sent its request
+                _waiting.remove(one)
+                s = one[0]
+                break
+    _users[i] = None
+
+
+def _take():
+    # The index of a free buffer (now taken), or -1.
+    for i in range(MAX_CONN):
+        if _users[i] is None:
+            _users[i] = 0
+            return i
+    return -1
 
 
 def _refuse(s):
@@ -197,8 +245,8 @@ def _discard(s):
     # Read and drop what a refused request sent so far (at most 16 reads): closing a socket
     # with unread bytes resets the connection, and the browser may lose the answer.
     try:
-        for _ in range(16):
-            if not s.read(BUF):  # (None: nothing more has come; b"": the end)
+        for _ in range(32):
+            if not s.readinto(_scratch):  # (None: nothing more has come; 0: the end)
                 return
     except OSError:
         pass
@@ -206,22 +254,33 @@ def _discard(s):
 
 async def watch():
     """Cancel the reads of connections silent for idle_ms (a browser gone without a word):
-    their Source.fill() turns that into an OSError."""
+    their Source.fill() turns that into an OSError; close the connections that have sent
+    nothing for idle_ms."""
     while True:
         await asyncio.sleep_ms(min(1000, web.idle_ms // 2))
         now = time.ticks_ms()
-        for src in _reading:
-            if src.t is not None and time.ticks_diff(now, src.t) > web.idle_ms:
+        for src in _users:
+            if src and src.t is not None and time.ticks_diff(now, src.t) > web.idle_ms:
                 src.t = None
                 src.late = web.idle_ms  # Source.fill() says so
                 src.task.cancel()
+        for one in _waiting:
+            if one[1] is not None and time.ticks_diff(now, one[2]) > web.idle_ms:
+                _waiting.remove(one)
+                one[1].cancel()
+                one[0].close()
+                break  # (the list changed: the others at the next round)
 
 
-async def conn(w, buf):
-    src = Source(w, buf)
+async def conn(s, i):
+    """Serve one request read from the socket `s` with the buffer _bufs[i]; False if its
+    connection and buffer went on to a job (an upload). Raises (a MemoryError) only before
+    the request was read."""
+    w = asyncio.StreamReader(s)
+    src = Source(w, _bufs[i])
     src.task = asyncio.current_task()
-    _reading.append(src)
     enter()
+    _users[i] = src
     try:
         s, e = await src.line()
         line = bytes(src.mv[s:e]).split(b" ")
@@ -260,28 +319,25 @@ async def conn(w, buf):
         src.left = length - have
         await _route(src, w, (line[0], line[1].split(b"?")[0], ctype, cred, cont))
     except Exception as e:  # a browser gone or garbage in: answer if possible, keep serving
-        if src.late >= 0:  # (not a connection dropped for a newer one)
-            print("acupdate web: request failed:", web.msg(e))
-            gc.collect()
-            try:
-                if isinstance(e, MemoryError):  # the board's overload, not the request's fault
-                    await page("message", w, b"503 Service Unavailable", "Busy", web.msg(e))
-                else:
-                    await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
-                _discard(w.s)
-            except Exception:
-                pass
+        print("acupdate web: request failed:", web.msg(e))
+        gc.collect()
+        try:
+            if isinstance(e, MemoryError):  # the board's overload, not the request's fault:
+                w.s.write(_BUSY)  # the answer that needs no heap
+            else:
+                await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+            _discard(w.s)
+        except Exception:
+            pass
     finally:
-        if src in _reading:  # (a dropped one's buffer went to the newer one)
-            _reading.remove(src)
-            if src.s:  # (an upload's buffer goes on with it to webjob)
-                _free.append(buf)
+        _users[i] = 0
         leave()
         try:
             w.close()
             await w.wait_closed()
         except Exception:
             pass
+    return src.s is not None
 
 
 async def page(fn, *args):

@@ -24,8 +24,7 @@ class Source:
     def __init__(self, stream, buf):
         self.task = None  # the asyncio task reading (for webconn.watch)
         self.t = None  # when the read under way began (None: not reading)
-        self.late = 0  # the idle time after which watch() cancelled the read, in ms; -1:
-        # dropped for a newer connection (webconn._slot)
+        self.late = 0  # the idle time after which watch() cancelled the read, in ms
         self.s = stream
         self.b = buf
         self.mv = memoryview(buf)
@@ -55,10 +54,8 @@ class Source:
             k = await self.s.readinto(mv[n : n + room])
         except BaseException as e:  # noqa: B036 (asyncio's CancelledError is not an Exception)
             self.left = 0  # the stream failed: nothing more is read from it
-            if self.late > 0:  # webconn.watch cancelled it
+            if self.late:  # webconn.watch cancelled it
                 raise OSError("the browser sent nothing for %d ms" % self.late)
-            if self.late:
-                raise OSError("dropped for a newer connection")
             raise e
         finally:
             self.t = None
