@@ -42,6 +42,8 @@ url = None  # its URL (None: none is set)
 block = None  # an update's block buffer
 srv = None  # the asyncio Server
 job = None  # for serve(), to run with the server closed: (kind, argument), see webjob.run
+ls = None  # the listening socket, from the server to the job
+held = []  # type: list  # connections the server accepted that had sent nothing: the job's
 idle_ms = 20000  # a browser silent this long is dropped
 
 

@@ -45,6 +45,7 @@ _bufs = [bytearray(BUF) for _ in range(MAX_CONN)]  # the connections' buffers, m
 _users = [None] * MAX_CONN  # type: list  # _bufs[i]'s connection: its Source, 0 (starting)
 # or None (free); fixed lists: taking or giving a buffer back allocates nothing
 _waiting = []  # type: list  # accepted, not yet served: [socket, its wait task or None, ms]
+_serving = 0  # connections being served (their tasks)
 _scratch = bytearray(256)  # what a refused request sent, read and dropped
 
 
@@ -141,11 +142,27 @@ class Server:
         self.task.cancel()
 
     async def wait_closed(self):
+        """The accept loop ends; the connections being served end first (a second upload
+        gets its 409). For a job (step_aside), the listening socket and the connections
+        that have sent nothing yet go on to it (web.ls, web.held): none is reset."""
         try:
             await self.task
         except asyncio.CancelledError:
             pass
-        self.s.close()
+        while _serving:
+            await asyncio.sleep_ms(10)
+        held = []
+        for one in _waiting:
+            one[1].cancel()  # (off the poller: the socket is webjob's)
+            held.append(one[0])
+        del _waiting[:]
+        if web.job is None:
+            for s in held:
+                s.close()
+            self.s.close()
+        else:
+            web.ls = self.s
+            web.held = held
 
 
 def _readable(s):
@@ -158,8 +175,7 @@ def _accept(ls):
     while True:
         try:
             yield from _readable(ls)
-        except asyncio.CancelledError:  # Server.close()
-            ls.close()
+        except asyncio.CancelledError:  # Server.close(): wait_closed() does the rest
             return
         s = None
         try:
@@ -169,8 +185,12 @@ def _accept(ls):
                 _refuse(s)  # every waiting connection has sent its request: this one waits too long
             else:
                 one = [s, None, time.ticks_ms()]  # socket, its wait, accepted at
-                one[1] = asyncio.create_task(_wait(one))
                 _waiting.append(one)
+                try:
+                    one[1] = asyncio.create_task(_wait(one))
+                except Exception:
+                    _waiting.remove(one)
+                    raise
         except Exception as e:  # MemoryError too: this connection only
             print("acupdate web: connection refused:", web.msg(e))
             if s:
@@ -199,27 +219,32 @@ async def _wait(one):
         await _readable(one[0])
     except asyncio.CancelledError:  # dropped for room or silent for idle_ms (closed there)
         return
+    global _serving
     one[1] = None  # it has sent something
     i = _take()
     if i < 0:
         return
     _waiting.remove(one)
+    _serving += 1
     s = one[0]
-    while s:
-        try:
-            if not await conn(s, i):
-                return  # (an upload: its buffer goes on with it to webjob)
-        except Exception as e:  # MemoryError before its request was read: this one only
-            print("acupdate web: connection refused:", web.msg(e))
-            _refuse(s)
-            gc.collect()
-        s = None
-        for one in _waiting:
-            if one[1] is None:  # the oldest that has sent its request
-                _waiting.remove(one)
-                s = one[0]
-                break
-    _users[i] = None
+    try:
+        while s:
+            try:
+                if not await conn(s, i):
+                    return  # (an upload: its buffer goes on with it to webjob)
+            except Exception as e:  # MemoryError before its request was read: this one only
+                print("acupdate web: connection refused:", web.msg(e))
+                _refuse(s)
+                gc.collect()
+            s = None
+            for one in _waiting:
+                if one[1] is None:  # the oldest that has sent its request
+                    _waiting.remove(one)
+                    s = one[0]
+                    break
+        _users[i] = None
+    finally:
+        _serving -= 1
 
 
 def _take():

@@ -31,6 +31,8 @@ class _In:
         self.p = select.poll()
         self.p.register(s, select.POLLIN)
         self.p.register(ls, select.POLLIN)
+        for c in web.held:  # (connections the server had accepted: webjob.answer's too)
+            self.p.register(c, select.POLLIN)
 
     async def readinto(self, mv):
         s = self.s
@@ -41,12 +43,14 @@ class _In:
                 raise OSError("the browser sent nothing for %d ms" % web.idle_ms)
             ready = False
             for e in self.p.ipoll(left):
-                if e[0] is self.ls:
+                if e[0] is s:
+                    ready = True
+                else:
+                    if e[0] is not self.ls:
+                        self.p.unregister(e[0])  # (answer() answers and closes it)
                     from .webjob import answer
 
                     answer(self.ls)
-                else:
-                    ready = True
             if ready:  # (poll may say so with nothing to read: then read nothing, wait on)
                 s.setblocking(False)
                 try:
