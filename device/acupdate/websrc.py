@@ -85,6 +85,30 @@ class Source:
             if not await self.fill():
                 raise ValueError("the request ends inside a line")
 
+    async def text(self):
+        """The next line as bytes, without its LF or CR LF; a line longer than the buffer
+        is cut to the buffer's length and ends with b"..." (the rest is read and dropped)."""
+        try:
+            s, e = await self.line()
+            return bytes(self.mv[s:e])
+        except ValueError:
+            if self.n - self.p != len(self.b):  # (not a long line: the request ended)
+                raise
+        b, k = self.b, self.n
+        while k > self.p and b[k - 1] & 0xC0 == 0x80:  # not in the middle of a UTF-8 character
+            k -= 1
+        if k > self.p and b[k - 1] >= 0xC0:
+            k -= 1
+        h = bytes(self.mv[self.p : k]) + b"..."
+        while True:
+            self.p = self.n
+            if not await self.fill():
+                raise ValueError("the request ends inside a line")
+            i = find(self.b, b"\n", self.p, self.n)
+            if i >= 0:
+                self.p = i + 1
+                return h
+
 
 async def drain(src, cap=DROP_MAX):
     """Read and drop the rest of the body (of a refused request: so that the browser gets
