@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_web_device import WebBoard, basic
+from test_web_device import BOUNDARY, WebBoard, basic, big_image, form
 
 AUTH = basic("admin", "s3cret")
 
@@ -211,3 +212,69 @@ def test_an_upload_with_a_600_character_file_name_works(wb, image_v2):
     assert b"f" * 300 in page  # the name, cut to what the board's buffer holds
     assert wb.running.wait(30).reset == "hard"
     assert wb.board.flash.boot_partition().label == "ota_1"
+
+
+def slow_get(port: int, pause: float) -> bytes:
+    """A slow client: its request a few bytes at a time, `pause` s apart."""
+    req = b"GET / HTTP/1.1\r\nAuthorization: " + AUTH["Authorization"].encode() + b"\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        for i in range(0, len(req), 8):
+            s.sendall(req[i : i + 8])
+            time.sleep(pause)  # the client's pace, not a synchronisation
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def cut_upload(wb: WebBoard, image: bytes):
+    """An upload whose browser goes away after 100 000 bytes of the body."""
+    body = form([("firmware", "cut.bin", image)])
+    s = socket.create_connection(("127.0.0.1", wb.port), timeout=30)
+    s.sendall(
+        f"POST /update HTTP/1.1\r\nAuthorization: {AUTH['Authorization']}\r\nContent-Type: "
+        f"multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:100_000]
+    )
+    s.close()
+
+
+def test_after_every_hostile_case_the_next_request_is_served_then_an_upload_boots(wb, image_v2):
+    # one board through all the cases, as a board on a real network meets them: after each,
+    # an authenticated request is answered 200 at once (no retry, no reset)
+    def tried(data):
+        try:
+            return exchange(wb.port, data)
+        except OSError:  # reset past the connection limit
+            return b""
+
+    for data in CASES.values():
+        exchange(wb.port, data)
+        assert_serves(wb)
+    idle = [socket.create_connection(("127.0.0.1", wb.port), timeout=30) for _ in range(10)]
+    assert_serves(wb)
+    for s in idle:
+        s.close()
+    with ThreadPoolExecutor(3) as pool:  # a slow client, served while others are
+        slow = pool.submit(slow_get, wb.port, 0.05)
+        for _ in range(5):
+            assert_serves(wb)
+        assert slow.result().startswith(b"HTTP/1.1 200 OK")
+    cut_upload(wb, big_image())
+    assert wb.wait_progress(lambda p: p["status"] == "FAIL", auth=AUTH)["error"].startswith(
+        "upload cut off"
+    )
+    assert_serves(wb)
+    with ThreadPoolExecutor(50) as pool:
+        list(pool.map(lambda _: tried(b"GET / HTTP/1.1\r\n\r\n"), range(50)))
+    assert_serves(wb)
+    assert wb.board.flash.boot_partition().label == "ota_0"  # nothing of it boots
+    st, _, page = wb.upload(image_v2, "v2.bin", auth=AUTH)
+    assert st == 200 and b"Update successful" in page, page[-300:]
+    assert wb.running.wait(30).reset == "hard"
+    assert wb.board.flash.boot_partition().label == "ota_1"
+    part = wb.board.flash.part("ota_1")
+    assert wb.board.flash.read(part.offset, len(image_v2)) == image_v2

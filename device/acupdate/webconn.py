@@ -385,7 +385,16 @@ async def _route(src, w, head):
             if m == head[0]:
                 mod = "acupdate." + mod.decode()
                 gc.collect()  # the handler's code goes to the lowest free space: less scatter
-                __import__(mod)
+                try:
+                    __import__(mod)
+                except MemoryError:  # a request that came goes before those that sent nothing
+                    if not _drop_idle():
+                        raise
+                    while _drop_idle():
+                        pass
+                    await asyncio.sleep_ms(0)  # (their tasks end: their frames are garbage)
+                    gc.collect()
+                    __import__(mod)
                 return await getattr(sys.modules[mod], fn.decode())(src, w, head)
             code = 405
     await page("refuse", src, w, head, code)
