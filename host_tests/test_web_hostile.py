@@ -188,6 +188,32 @@ def test_memory_errors_before_a_request_is_read_lose_no_connection_buffer(board)
         wb.stop()
 
 
+# The 2nd page answer fails as on a heap crowded by idle connections.
+INJECT_PAGE = """import acupdate.web as _w
+_send = _w.send
+_k = [0]
+async def _crowded(*a, **k):
+    _k[0] += 1
+    if _k[0] == 2:
+        raise MemoryError("memory allocation failed, allocating 623 bytes")
+    return await _send(*a, **k)
+_w.send = _crowded
+"""
+
+
+def test_a_page_short_of_heap_closes_the_idle_connections_and_is_served(board):
+    wb = WebBoard(board, prelude=INJECT_PAGE, user="admin", password="s3cret")
+    try:
+        assert_serves(wb)
+        idle = [socket.create_connection(("127.0.0.1", wb.port), timeout=30) for _ in range(2)]
+        assert_serves(wb)  # (it was a 503)
+        assert [s.recv(100) for s in idle] == [b"", b""]  # they went first
+        for s in idle:
+            s.close()
+    finally:
+        wb.stop()
+
+
 @pytest.mark.parametrize("scheme", ["basic", "BASIC", "bAsIc"])
 def test_the_auth_scheme_is_case_insensitive(wb, scheme):
     cred = AUTH["Authorization"].split(" ", 1)[1]

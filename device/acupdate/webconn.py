@@ -372,6 +372,19 @@ async def page(fn, *args):
     await getattr(webpage, fn)(*args)
 
 
+async def _room():
+    """The heap is short for a request that came: the connections that have sent nothing
+    are closed (they go after it), their tasks end, the heap is collected. False if there
+    were none."""
+    if not _drop_idle():
+        return False
+    while _drop_idle():
+        pass
+    await asyncio.sleep_ms(0)  # (their cancelled tasks end: their frames become garbage)
+    gc.collect()
+    return True
+
+
 async def _route(src, w, head):
     if web.auth is not None and head[3] != web.auth:
         return await page("refuse", src, w, head, 401)
@@ -387,14 +400,18 @@ async def _route(src, w, head):
                 gc.collect()  # the handler's code goes to the lowest free space: less scatter
                 try:
                     __import__(mod)
-                except MemoryError:  # a request that came goes before those that sent nothing
-                    if not _drop_idle():
+                except MemoryError:
+                    if not await _room():
                         raise
-                    while _drop_idle():
-                        pass
-                    await asyncio.sleep_ms(0)  # (their tasks end: their frames are garbage)
-                    gc.collect()
                     __import__(mod)
-                return await getattr(sys.modules[mod], fn.decode())(src, w, head)
+                fn = getattr(sys.modules[mod], fn.decode())
+                if head[0] != b"GET":
+                    return await fn(src, w, head)
+                try:  # (a page is written whole at its end: a MemoryError comes before)
+                    return await fn(src, w, head)
+                except MemoryError:
+                    if not await _room():
+                        raise
+                    return await fn(src, w, head)
             code = 405
     await page("refuse", src, w, head, code)
