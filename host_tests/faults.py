@@ -457,6 +457,9 @@ def written(n):
 for args in {updates}:
     before = boot()
     top[0] = 0
+    # The target slot's first block erased: each update downloads (a slot that holds the
+    # image complete is only set to boot, acupdate.ota.held; test_repl_held tests that).
+    esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
     st = up.update(*args[:1], **args[1])
     md5, head = written(args[2])
     print(json.dumps({{"status": NAMES[st], "error": up.error, "top": top[0], "md5": md5,

@@ -44,11 +44,16 @@ def written(n):  # MD5 of the first n bytes of the slot the update wrote
         n -= 4096
         blk += 1
     return binascii.hexlify(h.digest()).decode()
+def fresh():  # the target slot's first block erased: each update downloads (a slot that
+    # holds the image complete is only set to boot, acupdate.ota.held)
+    esp32.Partition(esp32.Partition.RUNNING).get_next_update().ioctl(6, 0)
 for i in range({first}, {last}):
     before = boot()
     top[0] = 0
+    fresh()
     st = up.update("case%d.bin" % i, size={size})
     out = [i, NAMES[st], up.error, before, boot(), top[0], written({size}) if st == 4 else ""]
+    fresh()
     out.append(NAMES[up.update("clean.bin")])
     print(json.dumps(out))
 """

@@ -73,37 +73,18 @@ class Updater:
         """The server's bin entries, as a list of Entry; update(name) then takes the size,
         sha256 and md5 listed here. For a catalog too long for the heap, OSError: scan()
         and find() read any length."""
-        self.listed = None
-        out = []
-        try:
-            self.scan(out.append)
-        except MemoryError:
-            n = len(out)
-            if not n:
-                raise  # the query itself had no room
-            out = None
-            raise OSError(
-                "the catalog's bin entries do not fit in the heap (%d read): use "
-                "Updater.scan() or find(), which keep none" % n
-            )
-        self.listed = out
-        return out
+        with Phase():
+            import acupdate.download.listing
+
+            return acupdate.download.listing.catalog(self)
 
     def find(self, name):
         """The catalog's bin Entry named `name`, or None: the catalog is read up to it.
         update(name) then takes its size, sha256 and md5."""
-        found = []
+        with Phase():
+            import acupdate.download.listing
 
-        def match(entry):
-            if entry.name == name:
-                found.append(entry)
-                return True
-            return False
-
-        self.listed = None
-        self.scan(match)
-        self.listed = found
-        return found[0] if found else None
+            return acupdate.download.listing.find(self, name)
 
     def update(self, name, size=None, sha256=None, md5=None):
         """Download image `name` and make it boot next. Returns SUCCESS, NOAVAIL (the server
@@ -174,29 +155,21 @@ class Updater:
                 # image is asked for again.
                 r.close()
                 r = None
-                self._from_catalog(dl, lacks)
+                with Phase():
+                    import acupdate.download.listing
+
+                    acupdate.download.listing.fill(self, dl, lacks)
                 r = self._request(dl)
             if r.status == 304:  # the board runs this image
                 r.close()
                 return None
-            with Phase():  # the slot holds this image already, complete (update() twice)?
-                import acupdate.ota.held
-
-                held = acupdate.ota.held.holds(self, dl, r)
-            if held:  # not downloaded again: checked, then set to boot
-                r.close()
-                r = None
-                with Phase():
-                    import acupdate.ota.held
-
-                    md5 = acupdate.ota.held.adopt(self, dl)
-                self.kept = dl.part.info()[4]
-                return md5
             with Phase():  # the head's checks, the first block's, before anything is written
                 import acupdate.download.start
 
                 acupdate.download.start.begin(self, dl, r)
                 r = None
+            if dl.reply is None:  # the slot held it complete: checked, set to boot
+                return dl.md5
             with Phase():  # the slot writer, for the transfer and the checks after it
                 import acupdate.ota.writer
 
@@ -221,20 +194,6 @@ class Updater:
             return acupdate.download.request.get(
                 self.cfg, dl.target, dl.lines, self.buf, dl.deadline, dl
             )
-
-    def _from_catalog(self, dl, lacks):
-        # Download `dl`'s md5, size and sha256 from its catalog entry; `lacks` says what its
-        # reply did not give.
-        try:
-            e = self.find(dl.name)
-        except (OSError, ValueError) as x:
-            raise OSError("%s, and its catalog entry cannot be read: %s" % (lacks, error_text(x)))
-        self.listed = None
-        if e is None:
-            raise OSError("%s, and the catalog of %s does not list it" % (lacks, self.cfg.url()))
-        dl.md5 = e.md5 if dl.md5 is None else dl.md5
-        dl.size = e.size if dl.size is None else dl.size
-        dl.sha256 = e.sha256 if dl.sha256 is None else dl.sha256
 
 
 def error_text(e):

@@ -1,10 +1,9 @@
-# acupdate.console: what the REPL commands print, apart from an update's progress: a
-# failure in one line with a hint (acupdate.fail's, loaded for it), the catalog's rows as
-# they arrive (ls), the slot table (status), confirm, rollback. acupdate.repl loads it
-# for a command only.
+# acupdate.console: what the REPL commands print, apart from an update's progress and the
+# catalog (acupdate.browse): a failure in one line with a hint (acupdate.fail's, loaded for
+# it), an update's outcome, the slot table (status), confirm, rollback. acupdate.repl loads
+# it for a command only.
 
 _ROW = "  %-6s %-14s %-16s %s"
-_ENTRY = "  %-24s %-10s %-8s %10s"
 
 
 def failed(what, text, url=None, name=None):
@@ -24,49 +23,6 @@ def empty(url):
         "into the server's folder" % url
     )
     return "NOAVAIL"
-
-
-def _size(n):
-    if n >= 1048576:
-        return "%.2f MiB" % (n / 1048576)
-    if n >= 1024:
-        return "%.1f KiB" % (n / 1024)
-    return "%d B" % n
-
-
-def ls(cfg, buf):
-    """Print the bin entries of the update server of Config `cfg` as they arrive (`buf`:
-    the 4096-byte block buffer). Returns how many there are, "NOAVAIL" (none) or "FAIL" (a
-    line says why)."""
-    from .agent import Updater, error_text
-
-    print("Update server %s" % cfg.url())
-    seen = [0]
-
-    def row(e):
-        if not seen[0]:
-            print(_ENTRY % ("name", "date", "time", "size"))
-        seen[0] += 1
-        print(_ENTRY % (e.name, e.date, e.time[:8], _size(e.size)))
-
-    try:
-        n = Updater(cfg, buf).scan(row)
-    except (OSError, ValueError, MemoryError) as e:
-        return failed("ls", error_text(e), cfg.url())
-    return n or empty(cfg.url())
-
-
-def choose(n, first, url):
-    """What ota.update() says when it was given no name and the catalog of `url` lists `n`
-    bin entries, not one (`first`: [the first one's name] or []); "NOAVAIL" for none, else
-    None."""
-    if not n:
-        return empty(url)
-    print(
-        "The server lists %d images; choose one: ota.update(%r) (ota.ls() lists them)"
-        % (n, first[0])
-    )
-    return None
 
 
 def outcome(status, name, error, reboot, url, kept=None):

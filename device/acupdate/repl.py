@@ -60,17 +60,11 @@ def ls(url=None):
     "NOAVAIL" when there are none, or "FAIL" (with a line saying why)."""
     _str("url", url)
     try:
-        buf = bytearray(4096)  # first, while the heap is in one piece
-        try:
-            cfg = config(url)  # the settings' checks before the agent's modules come
-        except ValueError as e:
-            return _failed("ls", e.args[0], url)
         with Phase():
-            import acupdate.console
+            import acupdate.browse
 
-            return acupdate.console.ls(cfg, buf)
+            return acupdate.browse.ls(url)
     except MemoryError:
-        buf = None
         return _no_heap("ls")
 
 
@@ -144,9 +138,9 @@ def _update(name, url, reboot, quiet, timeout):
             return _failed("Update", error_text(e), cfg.url())
         if n != 1:
             with Phase():
-                import acupdate.console
+                import acupdate.browse
 
-                return acupdate.console.choose(n, first, cfg.url())
+                return acupdate.browse.choose(n, first, cfg.url())
         name = first[0]
     drawn = [False]  # a progress line is on the screen
     if not quiet:

@@ -76,6 +76,7 @@ def _run(args) -> int:
         with board.claim(f"tools.board run, pid {os.getpid()}"):
             res = board.run(args.c, script=args.script, main=args.main, heap=args.heap)
     except Stopped:
+        board.power_off_all()  # SIGTERM may come before board.run holds its MicroPython
         print("acupdate-board: stopped (SIGTERM): the board is off", file=sys.stderr)
         return 128 + signal.SIGTERM
     print(res.boot.log_line())

@@ -143,6 +143,7 @@ class Board:
         self.cfg = json.loads(cfg_file.read_text())
         self.flash = Flash(self.path / "flash.bin", chip_id=self.cfg["chip_id"])
         self.fs = self.path / "fs"
+        self.spawned: list[subprocess.Popen] = []  # every MicroPython started (power_off_all)
         self.running: layout.Part | None = None
         self.pins: list[tuple[str, int]] = []
         self.log: list[str] = []
@@ -317,7 +318,7 @@ class Board:
             env["ACUPDATE_SIM_SKIP_BOOT"] = "1"
         self.flash_fault = None  # armed for this run only
         env["ACUPDATE_SIM_APP_FREE"] = str(plain_free(app))
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             cmd,
             env=env,
             stdin=subprocess.PIPE,
@@ -325,6 +326,16 @@ class Board:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        self.spawned.append(proc)
+        return proc
+
+    def power_off_all(self) -> None:
+        """Cut the power of every MicroPython this Board started that still runs (SIGKILL
+        to its session): for a stop that may come before a Running holds the process."""
+        for proc in self.spawned:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def note_exit(self, rc: int, wdt: bool) -> str | None:
         """Record how a MicroPython life ended; returns the reset kind."""

@@ -41,7 +41,7 @@ def take(up, dl, r, start):
     with Phase():
         import acupdate.download.start
 
-        acupdate.download.start.begin(up, dl, r)
+        acupdate.download.start.begin(up, dl, r, False)
 
 
 def _wait(cfg, dl):

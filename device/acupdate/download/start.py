@@ -16,11 +16,14 @@ def ishex(s, n):
     return isinstance(s, str) and len(s) == n and not s.strip(_HEX)
 
 
-def begin(up, dl, r):
+def begin(up, dl, r, first=True):
     """Start Download `dl` of Updater `up` from reply `r` to a request from byte 0: its head
     checked, then its first block read into up.buf (dl.have bytes) and checked before
     anything is written (a drop in the first block is left in dl.error, for a start over).
-    `r` becomes dl.reply; it is closed on an error."""
+    `r` becomes dl.reply; it is closed on an error. On the `first` request of an update,
+    when the slot holds the image complete already (its first block is the image's, then
+    acupdate.ota.held), `r` is closed, the slot set to boot and dl.reply stays None:
+    nothing to download. (A start over after a drop downloads.)"""
     try:
         check(up, dl, r)
         r.headers = None  # read: its heap is the transfer's
@@ -35,10 +38,32 @@ def begin(up, dl, r):
             dl.error = e
         if dl.error is None:
             verify.check(mv[: dl.have], dl.chip, dl.size, dl.part.info()[3])
+            if (
+                first
+                and dl.have == min(dl.size, _BLOCK)
+                and _slot_starts_with(dl.part, mv[: dl.have])
+            ):
+                from ..ota import held
+
+                if held.reuse(up, dl, r):  # update() twice: the slot holds it complete
+                    return
     except BaseException:
         r.close()
         raise
     dl.reply = r
+
+
+def _slot_starts_with(part, mv):
+    # True when the first len(mv) bytes of OTA slot `part` are those in `mv` (the slot read
+    # 256 bytes at a time).
+    b = bytearray(256)
+    n = len(mv)
+    for at in range(0, n, 256):
+        k = min(256, n - at)
+        part.readblocks(0, b, at)
+        if (b if k == 256 else memoryview(b)[:k]) != mv[at : at + k]:
+            return False
+    return True
 
 
 def check(up, dl, r):
