@@ -31,7 +31,7 @@ _BUSY = (
 )
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
-_ROUTES = b"""GET / webviews home
+_ROUTES = b"""GET / webhome home
 GET /update webviews form
 POST /update webconn upload
 GET /_ac/update webcat menu

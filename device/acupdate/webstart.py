@@ -44,9 +44,9 @@ async def start(port, user, password, host, update_server, idle):
 # piece) and its strings by small chunks as names come: here, with the heap in one piece,
 # rather than in the middle of an update, as islands that split the free space.
 _PAGES = (
-    "webpage webframe webbar webviews webjob webbusy webupload multipart ota.image ota.slots "
-    "ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config settings "
-    "boardconfig download.request http.response http.client http.url download.catalog "
+    "webpage webframe webbar webhome webviews webjob webbusy webupload multipart ota.image "
+    "ota.slots ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config "
+    "settings boardconfig download.request http.response http.client http.url download.catalog "
     "download.start download.headers download.resume download.transfer"
 )
 
