@@ -16,7 +16,7 @@ from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import install_agent
+from conftest import install_agent, run_json
 
 from tools.board import Board
 from tools.image import build_app, build_merged
@@ -342,3 +342,28 @@ def test_two_uploads_started_together_one_200_one_409(web, image_big, image_v2):
     want = image_big if won[0] == "a.bin" else image_v2
     part = web.board.flash.part("ota_1")
     assert web.board.flash.read(part.offset, len(want)) == want
+
+
+def test_the_home_page_reads_the_version_as_ota_image_does(agent_board):
+    # webhome.version() reads the app descriptor itself (GET / does not load ota.image)
+    heads = [
+        build_app(version="1.0.0", size=4096)[:80],
+        build_app(version="", size=4096)[:80],
+        build_app(version="v" * 31, size=4096)[:80],
+        bytes(80),  # no app descriptor
+    ]
+    code = f"""import json
+from acupdate.webhome import version
+from acupdate.ota.image import AppDesc
+out = []
+for h in {heads!r}:
+    try:
+        v = AppDesc(bytearray(h) + bytearray(176)).version or "(blank)"
+    except ValueError:
+        v = "(no app descriptor)"
+    out.append([version(bytearray(h)), v])
+print(json.dumps(out))
+"""
+    out, _ = run_json(agent_board, code)
+    assert [a for a, _ in out] == ["1.0.0", "(blank)", "v" * 31, "(no app descriptor)"]
+    assert all(a == b for a, b in out), out

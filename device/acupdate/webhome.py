@@ -1,20 +1,15 @@
 # acupdate.webhome: the home page (running slot and version). Its own module: GET / loads
-# neither the upload form's script nor the progress bar.
+# neither the upload form's script nor the progress bar, nor acupdate.ota.image (its code
+# would be 3 KiB of the heap a page has, for the app descriptor's version).
 from . import web, webframe
 
 
 async def home(src, w, head):
     import esp32
 
-    from .ota import image as imagecheck
-
     run = esp32.Partition(esp32.Partition.RUNNING)
-    buf = bytearray(256)
+    buf = bytearray(80)
     run.readblocks(0, buf)
-    try:
-        version = imagecheck.AppDesc(buf).version or "(blank)"
-    except ValueError:
-        version = "(no app descriptor)"
     esc = webframe.esc
     await web.send(
         w,
@@ -24,9 +19,22 @@ async def home(src, w, head):
             b"<p>Running: <b>",
             esc(run.info()[4]),
             b"</b>, version <b>",
-            esc(version),
+            esc(version(buf)),
             b'</b></p><ul><li><a href="/_ac/update">UPDATE</a>: install an image from the '
             b'update server</li><li><a href="/update">Upload</a>: send a .bin file from this '
             b"computer</li></ul>",
         ),
     )
+
+
+def version(b):
+    """The version in the app descriptor of an image's first 80 bytes `b` (as
+    acupdate.ota.image.AppDesc reads it: esp_app_desc_t at 32, magic 0xABCD5432, version at
+    48, 32 bytes, NUL-padded)."""
+    if b[32:36] != b"\x32\x54\xcd\xab":
+        return "(no app descriptor)"
+    v = bytes(b[48:80]).split(b"\0")[0]
+    try:
+        return v.decode() or "(blank)"
+    except UnicodeError:
+        return repr(v)
