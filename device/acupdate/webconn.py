@@ -151,7 +151,10 @@ class Server:
             pass
         while _serving:
             await asyncio.sleep_ms(10)
-        held = []
+        # web.held, not a new list: made when web was imported, low in the heap (room for
+        # MAX_WAIT sockets); one made now would stay above the job's free space, an island
+        # splitting it (the UPDATE menu's https install then had no 3 KiB piece for TLS)
+        held = web.held
         for one in _waiting:
             one[1].cancel()  # (off the poller: the socket is webjob's)
             held.append(one[0])
@@ -159,10 +162,10 @@ class Server:
         if web.job is None:
             for s in held:
                 s.close()
+            del held[:]
             self.s.close()
         else:
             web.ls = self.s
-            web.held = held
 
 
 def _readable(s):

@@ -68,7 +68,7 @@ def run(job, port, host):
             ls.close()
         for c in web.held:  # silent for the whole job
             c.close()
-        web.held = []
+        del web.held[:]  # (the list stays: see webconn.Server.wait_closed)
         unload(before)
         gc.collect()
 
