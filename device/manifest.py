@@ -47,6 +47,7 @@ package(
         "webcat.py",
         "webconn.py",
         "webframe.py",
+        "webhome.py",
         "webinstall.py",
         "webjob.py",
         "webmenu.py",

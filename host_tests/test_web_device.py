@@ -13,9 +13,10 @@ import json
 import socket
 import time
 from base64 import b64encode
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import install_agent
+from conftest import install_agent, run_json
 
 from tools.board import Board
 from tools.image import build_app, build_merged
@@ -48,12 +49,13 @@ def free_port() -> int:
 class WebBoard:
     """A board serving acupdate.web on 127.0.0.1:port."""
 
-    def __init__(self, board: Board, heap: str = HEAP, **serve):
+    def __init__(self, board: Board, heap: str = HEAP, prelude: str = "", **serve):
+        """prelude: device code run before serve() (a test's instrumentation)."""
         install_agent(board, mpy=True)
         self.board = board
         self.port = free_port()
         args = ", ".join(f"{k}={v!r}" for k, v in serve.items())
-        code = "import acupdate.web as web\n"
+        code = prelude + "import acupdate.web as web\n"
         code += f"web.serve(port={self.port}, host='127.0.0.1', {args})\n"
         self.running = board.start(code, heap=heap)
         if not self.running.wait_output("acupdate web: serving on", 20):
@@ -297,3 +299,71 @@ def test_unknown_pages_and_methods(web):
     assert st == 200 and b"No update has run since the start." in page
     st, _, page = web.request("POST", "/update", b"", {"Content-Type": "text/plain"})
     assert st == 411
+
+
+def _send_and_read(s: socket.socket, data: bytes) -> bytes:
+    """Send `data` on `s`, then read the whole answer (an OSError: its text)."""
+    reply = b""
+    try:
+        s.sendall(data)
+        while chunk := s.recv(65536):
+            reply += chunk
+    except OSError as e:
+        reply += repr(e).encode()
+    s.close()
+    return reply
+
+
+def test_two_uploads_started_together_one_200_one_409(web, image_big, image_v2):
+    # (the second was reset: accepted by the server, then dropped with its loop when the
+    # server stepped aside for the first, or reset in the backlog of the listening socket
+    # the server closed)
+    bodies = {
+        n: form([("firmware", n, img)]) for n, img in (("a.bin", image_big), ("b.bin", image_v2))
+    }
+    socks = {n: socket.create_connection(("127.0.0.1", web.port), timeout=60) for n in bodies}
+    heads = {
+        n: (
+            f"POST /update HTTP/1.1\r\nHost: board\r\nContent-Type: multipart/form-data; "
+            f"boundary={BOUNDARY}\r\nContent-Length: {len(b)}\r\n\r\n"
+        ).encode()
+        for n, b in bodies.items()
+    }
+    with ThreadPoolExecutor(2) as pool:
+        futs = {n: pool.submit(_send_and_read, socks[n], heads[n] + bodies[n]) for n in bodies}
+        replies = {n: f.result() for n, f in futs.items()}
+    won = [n for n, r in replies.items() if r.startswith(b"HTTP/1.1 200 OK")]
+    lost = [n for n, r in replies.items() if r.startswith(b"HTTP/1.1 409 Conflict")]
+    tops = {n: r[:300] for n, r in replies.items()}
+    assert len(won) == 1 and len(lost) == 1, (tops, web.running.output[-3000:])
+    assert b"Another update is running (upload of " in replies[lost[0]]
+    assert web.running.wait(30).reset == "hard"
+    assert web.board.flash.boot_partition().label == "ota_1"
+    want = image_big if won[0] == "a.bin" else image_v2
+    part = web.board.flash.part("ota_1")
+    assert web.board.flash.read(part.offset, len(want)) == want
+
+
+def test_the_home_page_reads_the_version_as_ota_image_does(agent_board):
+    # webhome.version() reads the app descriptor itself (GET / does not load ota.image)
+    heads = [
+        build_app(version="1.0.0", size=4096)[:80],
+        build_app(version="", size=4096)[:80],
+        build_app(version="v" * 31, size=4096)[:80],
+        bytes(80),  # no app descriptor
+    ]
+    code = f"""import json
+from acupdate.webhome import version
+from acupdate.ota.image import AppDesc
+out = []
+for h in {heads!r}:
+    try:
+        v = AppDesc(bytearray(h) + bytearray(176)).version or "(blank)"
+    except ValueError:
+        v = "(no app descriptor)"
+    out.append([version(bytearray(h)), v])
+print(json.dumps(out))
+"""
+    out, _ = run_json(agent_board, code)
+    assert [a for a, _ in out] == ["1.0.0", "(blank)", "v" * 31, "(no app descriptor)"]
+    assert all(a == b for a, b in out), out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
 
 import pytest
@@ -291,3 +292,29 @@ def test_a_chunked_image_is_sized_by_the_catalog(board, image):
         install_through(board, image, srv.url)
         got = srv.requests("/" + NAME)
     assert len(got) == 1 and got[0].range is None
+
+
+def test_an_upload_during_a_menu_install_gets_409_and_the_install_boots(board, image):
+    full = image_reply(image)
+    half = body_at(full) + SIZE // 2
+    uploaded = threading.Event()
+
+    def held(conn, seen, stop):  # half the image, the rest once the upload was answered
+        conn.sendall(full[:half])
+        uploaded.wait(20)
+        conn.sendall(full[half:])
+
+    script = {CATALOG: [catalog_reply()], "/" + NAME: [held]}
+    with ScriptServer(script) as srv:
+        wb = WebBoard(board, heap=HEAP, update_server=srv.url)
+        try:
+            st, _, page = wb.request("POST", "/_ac/update_act", f"bin={NAME}".encode(), FORM)
+            assert st == 200, page[-600:]
+            poll(wb, lambda p: p["status"] == "PROGRESS" and p["amount"] > 0)
+            st, _, page = wb.upload(build_app(version="3.0.0", size=100_000, seed=5), "x.bin")
+            uploaded.set()
+            assert st == 409 and b"Another update is running (server of app-v2.bin" in page
+            assert_installed(wb, image, poll(wb, lambda p: p["status"] in ENDED))
+        finally:
+            uploaded.set()
+            wb.stop()

@@ -48,6 +48,8 @@ def params(value):
         val = val.strip()
         if len(val) >= 2 and val[0] == '"' and val[-1] == '"':
             val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        elif val[:1] == '"':  # a value cut short (Source.text)
+            val = val[1:]
         if key:
             out.append((key.strip().lower(), val))
     return out
@@ -95,13 +97,12 @@ class Multipart:
         name = filename = None
         count = 0
         while True:
-            s, e = await src.line()
-            if s == e:
+            h = await src.text()  # (a long file name is cut: it is only shown)
+            if not h:
                 break
             count += 1
             if count > MAX_PART_HEADERS:
                 raise ValueError("a form part has more than %d header lines" % MAX_PART_HEADERS)
-            h = bytes(src.mv[s:e])
             if h[:20].lower() == b"content-disposition:":
                 for kv in params(h[20:].decode())[1:]:
                     if kv[0] == "name":

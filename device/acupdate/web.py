@@ -42,6 +42,8 @@ url = None  # its URL (None: none is set)
 block = None  # an update's block buffer
 srv = None  # the asyncio Server
 job = None  # for serve(), to run with the server closed: (kind, argument), see webjob.run
+ls = None  # the listening socket, from the server to the job
+held = []  # type: list  # connections the server accepted that had sent nothing: the job's
 idle_ms = 20000  # a browser silent this long is dropped
 
 
@@ -54,6 +56,13 @@ def msg(e):
 def fail(text):
     st.status = "FAIL"
     st.error = st.text = text
+
+
+def basic(v):
+    """An Authorization header's value (bytes) as web.auth has it: the scheme's case does not
+    matter (RFC 7617: "basic", "BASIC" are "Basic")."""
+    v = v.strip()
+    return b"Basic " + v[6:].strip() if v[:6].lower() == b"basic " else v
 
 
 PROGRESS = b"/_ac/update_progress"

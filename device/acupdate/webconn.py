@@ -1,9 +1,15 @@
-# acupdate.webconn: the web server's connections (acupdate.web's asyncio phase): request
-# heads read through one small buffer per connection (BUF bytes: a longer line, more than 64
-# headers or chunked bodies are refused), basic auth, the routes, the idle watchdog, the
-# per-request modules' loading and unloading, and the hand-over of an update to a job
-# (step_aside()). It leaves the heap with asyncio while the server is closed for a job
-# (acupdate.web.serve).
+# acupdate.webconn: the web server's connections (acupdate.web's asyncio phase): the accept
+# loop (Server), request heads read through one small buffer per connection (BUF bytes, from
+# a pool made at the start: a longer line, more than 64 headers or chunked bodies are
+# refused), basic auth, the routes, the idle watchdog, the per-request modules' loading and
+# unloading, and the hand-over of an update to a job (step_aside()). It leaves the heap with
+# asyncio while the server is closed for a job (acupdate.web.serve).
+# No client can take the server down: a new connection costs a socket and a small task until
+# its first bytes come (at most MAX_WAIT such; past that the one silent for longest is
+# closed, or the new one gets a static 503 when all have sent their requests); then it is
+# served with a buffer from the pool, at most MAX_CONN at once (the others wait for one).
+# Whatever a connection raises ends that connection only (a MemoryError: the static 503),
+# with its modules unloaded and its buffer back in the pool.
 import asyncio
 import gc
 import sys
@@ -15,10 +21,17 @@ from . import web
 from .websrc import DRAIN_MAX, Source, drain, find
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
-MAX_CONN = const(8)  # connections served at once (a bound against floods)
+MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
+MAX_WAIT = const(4)  # connections accepted and waiting for their first bytes or a buffer
+# The answer when the board cannot serve a request now (too many connections waiting, or
+# the heap short): no page module, no allocation.
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nThe board is busy: try again.\r\n"
+)
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
-_ROUTES = b"""GET / webviews home
+_ROUTES = b"""GET / webhome home
 GET /update webviews form
 POST /update webconn upload
 GET /_ac/update webcat menu
@@ -28,7 +41,12 @@ GET /_ac/update_result webpage result"""
 
 _active = 0  # requests and tasks using the per-request modules
 _before = ()  # the acupdate modules loaded before they began
-_reading = []  # type: list  # the Sources of the open connections, for watch()
+_bufs = [bytearray(BUF) for _ in range(MAX_CONN)]  # the connections' buffers, made once
+_users = [None] * MAX_CONN  # type: list  # _bufs[i]'s connection: its Source, 0 (starting)
+# or None (free); fixed lists: taking or giving a buffer back allocates nothing
+_waiting = []  # type: list  # accepted, not yet served: [socket, its wait task or None, ms]
+_serving = 0  # connections being served (their tasks)
+_scratch = bytearray(256)  # what a refused request sent, read and dropped
 
 
 async def upload(src, w, head):
@@ -102,37 +120,195 @@ async def serve(*args):
 
 
 async def start(port=80, user=None, password=None, host="0.0.0.0", update_server=None, idle=20):
-    """The server, started in a running asyncio loop (serve()'s): the asyncio Server."""
+    """The server, started in a running asyncio loop (serve()'s): a Server."""
     from . import webstart
 
     try:
-        web.srv = await webstart.start(conn, port, user, password, host, update_server, idle)
+        web.srv = await webstart.start(port, user, password, host, update_server, idle)
         return web.srv
     finally:
         web.drop("webstart", clear=True)
 
 
+class Server:
+    """Accepts the connections on the listening socket `ls` (asyncio's start_server() would
+    die on a MemoryError in its accept loop, and takes every connection)."""
+
+    def __init__(self, ls):
+        self.s = ls
+        self.task = asyncio.create_task(_accept(ls))  # type: ignore[arg-type]
+
+    def close(self):
+        self.task.cancel()
+
+    async def wait_closed(self):
+        """The accept loop ends; the connections being served end first (a second upload
+        gets its 409). For a job (step_aside), the listening socket and the connections
+        that have sent nothing yet go on to it (web.ls, web.held): none is reset."""
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        while _serving:
+            await asyncio.sleep_ms(10)
+        # web.held, not a new list: made when web was imported, low in the heap (room for
+        # MAX_WAIT sockets); one made now would stay above the job's free space, an island
+        # splitting it (the UPDATE menu's https install then had no 3 KiB piece for TLS)
+        held = web.held
+        for one in _waiting:
+            one[1].cancel()  # (off the poller: the socket is webjob's)
+            held.append(one[0])
+        del _waiting[:]
+        if web.job is None:
+            for s in held:
+                s.close()
+            del held[:]
+            self.s.close()
+        else:
+            web.ls = self.s
+
+
+def _readable(s):
+    # Wait until `s` has bytes to read (or is closed by the browser).
+    yield asyncio.core._io_queue.queue_read(s)  # type: ignore[attr-defined]
+
+
+def _accept(ls):
+    # Server's task (a generator, as asyncio's own accept loop: it waits on the socket).
+    while True:
+        try:
+            yield from _readable(ls)
+        except asyncio.CancelledError:  # Server.close(): wait_closed() does the rest
+            return
+        s = None
+        try:
+            s = ls.accept()[0]
+            s.setblocking(False)
+            if len(_waiting) >= MAX_WAIT and not _drop_idle():
+                _refuse(s)  # every waiting connection has sent its request: this one waits too long
+            else:
+                one = [s, None, time.ticks_ms()]  # socket, its wait, accepted at
+                _waiting.append(one)
+                try:
+                    one[1] = asyncio.create_task(_wait(one))
+                except Exception:
+                    _waiting.remove(one)
+                    raise
+        except Exception as e:  # MemoryError too: this connection only
+            print("acupdate web: connection refused:", web.msg(e))
+            if s:
+                s.close()
+            s = None
+            gc.collect()
+
+
+def _drop_idle():
+    """Close the connection that has sent nothing for longest (a browser's unused
+    preconnect): room for a new one. False if every waiting one has sent its request."""
+    for one in _waiting:
+        if one[1] is not None:
+            _waiting.remove(one)
+            one[1].cancel()  # (its wait is off the poller: the socket may close now)
+            one[0].close()
+            return True
+    return False
+
+
+async def _wait(one):
+    # A new connection's task: waits for its first bytes at the cost of a socket and this
+    # task, then serves it with a free buffer, or leaves it in _waiting for one: the task
+    # that frees a buffer serves it next.
+    try:
+        await _readable(one[0])
+    except asyncio.CancelledError:  # dropped for room or silent for idle_ms (closed there)
+        return
+    global _serving
+    one[1] = None  # it has sent something
+    i = _take()
+    if i < 0:
+        return
+    _waiting.remove(one)
+    _serving += 1
+    s = one[0]
+    try:
+        while s:
+            try:
+                if not await conn(s, i):
+                    return  # (an upload: its buffer goes on with it to webjob)
+            except Exception as e:  # MemoryError before its request was read: this one only
+                print("acupdate web: connection refused:", web.msg(e))
+                _refuse(s)
+                gc.collect()
+            s = None
+            for one in _waiting:
+                if one[1] is None:  # the oldest that has sent its request
+                    _waiting.remove(one)
+                    s = one[0]
+                    break
+        _users[i] = None
+    finally:
+        _serving -= 1
+
+
+def _take():
+    # The index of a free buffer (now taken), or -1.
+    for i in range(MAX_CONN):
+        if _users[i] is None:
+            _users[i] = 0
+            return i
+    return -1
+
+
+def _refuse(s):
+    # 503 on a fresh non-blocking socket (its send buffer is empty): no task, no buffer.
+    try:
+        s.write(_BUSY)
+    except OSError:
+        pass
+    _discard(s)
+    s.close()
+
+
+def _discard(s):
+    # Read and drop what a refused request sent so far (at most 16 reads): closing a socket
+    # with unread bytes resets the connection, and the browser may lose the answer.
+    try:
+        for _ in range(32):
+            if not s.readinto(_scratch):  # (None: nothing more has come; 0: the end)
+                return
+    except OSError:
+        pass
+
+
 async def watch():
     """Cancel the reads of connections silent for idle_ms (a browser gone without a word):
-    their Source.fill() turns that into an OSError."""
+    their Source.fill() turns that into an OSError; close the connections that have sent
+    nothing for idle_ms."""
     while True:
         await asyncio.sleep_ms(min(1000, web.idle_ms // 2))
         now = time.ticks_ms()
-        for src in _reading:
-            if src.t is not None and time.ticks_diff(now, src.t) > web.idle_ms:
+        for src in _users:
+            if src and src.t is not None and time.ticks_diff(now, src.t) > web.idle_ms:
                 src.t = None
                 src.late = web.idle_ms  # Source.fill() says so
                 src.task.cancel()
+        for one in _waiting:
+            if one[1] is not None and time.ticks_diff(now, one[2]) > web.idle_ms:
+                _waiting.remove(one)
+                one[1].cancel()
+                one[0].close()
+                break  # (the list changed: the others at the next round)
 
 
-async def conn(r, w):
-    if len(_reading) >= MAX_CONN:  # more would take the heap an update needs: the browser
-        w.close()  # opens another one when it has a request to send
-        return await w.wait_closed()
-    src = Source(r, bytearray(BUF))
+async def conn(s, i):
+    """Serve one request read from the socket `s` with the buffer _bufs[i]; False if its
+    connection and buffer went on to a job (an upload). Raises (a MemoryError) only before
+    the request was read."""
+    w = asyncio.StreamReader(s)
+    src = Source(w, _bufs[i])
     src.task = asyncio.current_task()
-    _reading.append(src)
-    head = None
+    enter()
+    _users[i] = src
     try:
         s, e = await src.line()
         line = bytes(src.mv[s:e]).split(b" ")
@@ -156,7 +332,7 @@ async def conn(r, w):
             elif name == b"content-type":
                 ctype = v.decode()
             elif name == b"authorization":
-                cred = v
+                cred = web.basic(v)
             elif name == b"expect":
                 cont = v.lower() == b"100-continue"
             elif name == b"transfer-encoding":
@@ -169,24 +345,27 @@ async def conn(r, w):
             have = length
         src.length = length
         src.left = length - have
-        head = (line[0], line[1].split(b"?")[0], ctype, cred, cont)
-        enter()
-        await _route(src, w, head)
+        await _route(src, w, (line[0], line[1].split(b"?")[0], ctype, cred, cont))
     except Exception as e:  # a browser gone or garbage in: answer if possible, keep serving
         print("acupdate web: request failed:", web.msg(e))
+        gc.collect()
         try:
-            await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+            if isinstance(e, MemoryError):  # the board's overload, not the request's fault:
+                w.s.write(_BUSY)  # the answer that needs no heap
+            else:
+                await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+            _discard(w.s)
         except Exception:
             pass
     finally:
-        _reading.remove(src)
-        if head:
-            leave()
+        _users[i] = 0
+        leave()
         try:
             w.close()
             await w.wait_closed()
         except Exception:
             pass
+    return src.s is not None
 
 
 async def page(fn, *args):
@@ -194,6 +373,19 @@ async def page(fn, *args):
     from . import webpage
 
     await getattr(webpage, fn)(*args)
+
+
+async def _room():
+    """The heap is short for a request that came: the connections that have sent nothing
+    are closed (they go after it), their tasks end, the heap is collected. False if there
+    were none."""
+    if not _drop_idle():
+        return False
+    while _drop_idle():
+        pass
+    await asyncio.sleep_ms(0)  # (their cancelled tasks end: their frames become garbage)
+    gc.collect()
+    return True
 
 
 async def _route(src, w, head):
@@ -209,7 +401,20 @@ async def _route(src, w, head):
             if m == head[0]:
                 mod = "acupdate." + mod.decode()
                 gc.collect()  # the handler's code goes to the lowest free space: less scatter
-                __import__(mod)
-                return await getattr(sys.modules[mod], fn.decode())(src, w, head)
+                try:
+                    __import__(mod)
+                except MemoryError:
+                    if not await _room():
+                        raise
+                    __import__(mod)
+                fn = getattr(sys.modules[mod], fn.decode())
+                if head[0] != b"GET":
+                    return await fn(src, w, head)
+                try:  # (a page is written whole at its end: a MemoryError comes before)
+                    return await fn(src, w, head)
+                except MemoryError:
+                    if not await _room():
+                        raise
+                    return await fn(src, w, head)
             code = 405
     await page("refuse", src, w, head, code)

@@ -26,10 +26,24 @@ def job(name, ls):
         up.on_progress = progress
         up.on_end = done
         answer(ls)
-        if up.find(name) is None:
+        found = []
+
+        def match(entry):
+            if entry.name == name:
+                found.append(entry)
+                return True
+            return False
+
+        # (scan(), not find(): find() loads acupdate.download.listing, whose code would
+        # take 1 KiB of the room an https query's TLS context needs at 64 KiB)
+        up.scan(match)
+        if not found:
             raise OSError("%s is not in the catalog of %s (any more)" % (name, up.cfg.url()))
+        e = found.pop()
+        size, sha256, md5 = e.size, e.sha256, e.md5
+        e = found = match = None
         answer(ls)
-        r = up.update(name)  # with the catalog's size and sha256
+        r = up.update(name, size, sha256, md5)  # with the catalog's size, sha256 and md5
         if r == SUCCESS:
             status, text = "SUCCESS", _success(name, st.amount, end[0])
         elif r == NOAVAIL:

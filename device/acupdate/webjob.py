@@ -46,13 +46,14 @@ def run(job, port, host):
     from . import loaded, unload
 
     before = loaded()
-    ls = None
+    ls, web.ls = web.ls, None  # the server's (what waits on it is answered, not reset)
     try:
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(socket.getaddrinfo(host, port)[0][-1])
-        ls.listen(2)
-        ls.setblocking(False)
+        if ls is None:
+            ls = socket.socket()
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(socket.getaddrinfo(host, port)[0][-1])
+            ls.listen(8)
+            ls.setblocking(False)
         m = "acupdate." + job[0]
         __import__(m)
         sys.modules[m].job(job[1], ls)
@@ -65,6 +66,9 @@ def run(job, port, host):
         if ls:
             answer(ls)  # those waiting: answered, not reset by the close
             ls.close()
+        for c in web.held:  # silent for the whole job
+            c.close()
+        del web.held[:]  # (the list stays: see webconn.Server.wait_closed)
         unload(before)
         gc.collect()
 
@@ -95,18 +99,33 @@ def server_config():
 
 
 def answer(s):
-    """Answer every connection waiting on the listening socket `s` (non-blocking)."""
+    """Answer every connection waiting on the listening socket `s` (non-blocking), and the
+    ones the server handed over (web.held) that have sent their request."""
+    if web.held:
+        import select
+
+        p = select.poll()
+        for c in web.held:
+            p.register(c, select.POLLIN)
+        for e in p.ipoll(0):
+            p.unregister(e[0])
+            web.held.remove(e[0])
+            _serve(e[0])
     while True:
         try:
             c = s.accept()[0]
         except OSError:  # none waiting
             return
-        try:
-            c.settimeout(_TIMEOUT)
-            _one(c)
-        except Exception as e:  # a browser gone or garbage in: the update goes on
-            print("acupdate web: request failed:", web.msg(e))
-        c.close()
+        _serve(c)
+
+
+def _serve(c):
+    try:
+        c.settimeout(_TIMEOUT)
+        _one(c)
+    except Exception as e:  # a browser gone or garbage in: the update goes on
+        print("acupdate web: request failed:", web.msg(e))
+    c.close()
 
 
 def _line(c):
@@ -131,7 +150,7 @@ def _one(c):
         k, _, v = h.partition(b":")
         k = k.strip().lower()
         if k == b"authorization":
-            cred = v.strip()
+            cred = web.basic(v)
         elif k == b"content-length":
             length = int(v)
     if web.auth is not None and cred != web.auth:
@@ -144,7 +163,7 @@ def _one(c):
     elif line[1].split(b"?")[0] == web.PROGRESS:
         a = web.progress()
     else:  # rare during an update: their module comes for the answer, and goes
-        if line[0] == b"POST" and length <= 4194304:  # (websrc.DRAIN_MAX) so that the
+        if line[0] == b"POST" and length <= 16777216:  # (websrc.DROP_MAX) so that the
             b = memoryview(bytearray(256))  # browser gets the answer
             while length > 0:  # (a blocking readinto fills all it is given)
                 n = c.readinto(b[: min(length, 256)])

@@ -4,7 +4,8 @@
 # the same code reads an upload either way.
 from micropython import const
 
-DRAIN_MAX = const(4194304)  # a refused body larger than this is not read before answering
+DRAIN_MAX = const(4194304)  # an upload larger than this is refused before its body is read
+DROP_MAX = const(16777216)  # a refused body up to this is read and dropped before answering
 
 
 def find(b, sub, s, e):
@@ -84,8 +85,32 @@ class Source:
             if not await self.fill():
                 raise ValueError("the request ends inside a line")
 
+    async def text(self):
+        """The next line as bytes, without its LF or CR LF; a line longer than the buffer
+        is cut to the buffer's length and ends with b"..." (the rest is read and dropped)."""
+        try:
+            s, e = await self.line()
+            return bytes(self.mv[s:e])
+        except ValueError:
+            if self.n - self.p != len(self.b):  # (not a long line: the request ended)
+                raise
+        b, k = self.b, self.n
+        while k > self.p and b[k - 1] & 0xC0 == 0x80:  # not in the middle of a UTF-8 character
+            k -= 1
+        if k > self.p and b[k - 1] >= 0xC0:
+            k -= 1
+        h = bytes(self.mv[self.p : k]) + b"..."
+        while True:
+            self.p = self.n
+            if not await self.fill():
+                raise ValueError("the request ends inside a line")
+            i = find(self.b, b"\n", self.p, self.n)
+            if i >= 0:
+                self.p = i + 1
+                return h
 
-async def drain(src, cap=DRAIN_MAX):
+
+async def drain(src, cap=DROP_MAX):
     """Read and drop the rest of the body (of a refused request: so that the browser gets
     the answer; unless it is over `cap` bytes). OSError if it is cut off."""
     if src.length <= cap:

@@ -1,12 +1,13 @@
 # acupdate.webstart: web.start()'s work, done once: the settings, the block buffer made
-# while the heap is still in one piece, the listening server, the idle watchdog.
+# while the heap is still in one piece, the listening socket and its webconn.Server, the
+# idle watchdog.
 # Its code is dropped again once started.
 import asyncio
 
 from . import web, webconn
 
 
-async def start(conn, port, user, password, host, update_server, idle):
+async def start(port, user, password, host, update_server, idle):
     if (user is None) != (password is None):
         raise ValueError("give both user and password for basic auth, or neither")
     if not 0 < idle <= 3600:
@@ -23,8 +24,16 @@ async def start(conn, port, user, password, host, update_server, idle):
         _names()
         web.url = _url()
         web.block = bytearray(4096)
-    srv = await asyncio.start_server(conn, host, port)
+    import socket
+
+    ls = socket.socket()
+    ls.setblocking(False)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(socket.getaddrinfo(host, port)[0][-1])
+    ls.listen(8)  # pending connections (the network stack's memory, not the heap)
+    srv = webconn.Server(ls)
     asyncio.create_task(webconn.watch())
+    await asyncio.sleep(0)  # its accept loop waits on the socket: close() may cancel it
     print("acupdate web: serving on http://%s:%d/" % (host, port))
     return srv
 
@@ -35,9 +44,9 @@ async def start(conn, port, user, password, host, update_server, idle):
 # piece) and its strings by small chunks as names come: here, with the heap in one piece,
 # rather than in the middle of an update, as islands that split the free space.
 _PAGES = (
-    "webpage webframe webbar webviews webjob webbusy webupload multipart ota.image ota.slots "
-    "ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config settings "
-    "boardconfig download.request http.response http.client http.url download.catalog "
+    "webpage webframe webbar webhome webviews webjob webbusy webupload multipart ota.image "
+    "ota.slots ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config "
+    "settings boardconfig download.request http.response http.client http.url download.catalog "
     "download.start download.headers download.resume download.transfer"
 )
 

@@ -31,6 +31,8 @@ class _In:
         self.p = select.poll()
         self.p.register(s, select.POLLIN)
         self.p.register(ls, select.POLLIN)
+        for c in web.held:  # (connections the server had accepted: webjob.answer's too)
+            self.p.register(c, select.POLLIN)
 
     async def readinto(self, mv):
         s = self.s
@@ -41,12 +43,14 @@ class _In:
                 raise OSError("the browser sent nothing for %d ms" % web.idle_ms)
             ready = False
             for e in self.p.ipoll(left):
-                if e[0] is self.ls:
+                if e[0] is s:
+                    ready = True
+                else:
+                    if e[0] is not self.ls:
+                        self.p.unregister(e[0])  # (answer() answers and closes it)
                     from .webjob import answer
 
                     answer(self.ls)
-                else:
-                    ready = True
             if ready:  # (poll may say so with nothing to read: then read nothing, wait on)
                 s.setblocking(False)
                 try:
@@ -88,27 +92,38 @@ async def run(src, w, head):
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await w.drain()
     code = b"200 OK"
+    failed = None
     try:
         await receive(src, st, head[2])
     except Exception as e:  # MemoryError too: the page must say what happened
-        web.fail(web.msg(e))
+        failed = web.msg(e)
         code = b"400 Bad Request" if isinstance(e, ValueError) else b"500 Internal Server Error"
         if _too_large:
             code = b"413 Payload Too Large"
     finally:
-        st.busy = False
         web.drop("multipart", "ota.writer", clear=True)  # the transfer's code leaves the heap
-    print("acupdate web: upload %s: %s" % (st.status, st.text))
     try:
         await drain(src)  # (nothing left to read after a cut or a silence)
-        from .webjob import close_port
-
-        close_port(src.s.ls)  # later requests wait for the web server, which is back soon
-        from .webpage import result
-
-        await result(src, w, head, code, False)
+        gone = False
     except OSError:
-        pass  # the browser is gone: nobody to answer
+        gone = True  # the browser is gone: nobody to answer
+    from .webjob import close_port
+
+    # A failure is published only now, with the port closed: later requests wait for the
+    # web server, which is back soon (a browser that saw FAIL in the progress and asked for
+    # a page got this job's 503 "an update is running").
+    close_port(src.s.ls)
+    if failed is not None:
+        web.fail(failed)
+    st.busy = False
+    print("acupdate web: upload %s: %s" % (st.status, st.text))
+    if not gone:
+        try:
+            from .webpage import result
+
+            await result(src, w, head, code, False)
+        except OSError:
+            pass  # the browser is gone: nobody to answer
     return st.status == "SUCCESS"
 
 

@@ -1,5 +1,5 @@
-# acupdate.webviews: the home page (running slot and version) and the upload form, whose
-# script posts the form and feeds the progress bar while the board writes the image.
+# acupdate.webviews: the upload form, whose script posts the form and feeds the progress bar
+# while the board writes the image.
 from . import web, webbar, webframe
 
 _UPLOAD_JS = (
@@ -12,35 +12,6 @@ _UPLOAD_JS = (
     b"to the board was lost: the upload did not finish.'};x.send(new FormData(this));"
     b"T=setInterval(function(){poll().catch(function(){})},250)}</script>"
 )
-
-
-async def home(src, w, head):
-    import esp32
-
-    from .ota import image as imagecheck
-
-    run = esp32.Partition(esp32.Partition.RUNNING)
-    buf = bytearray(256)
-    run.readblocks(0, buf)
-    try:
-        version = imagecheck.AppDesc(buf).version or "(blank)"
-    except ValueError:
-        version = "(no app descriptor)"
-    esc = webframe.esc
-    await web.send(
-        w,
-        webframe.OK,
-        webframe.page(
-            "Firmware update",
-            b"<p>Running: <b>",
-            esc(run.info()[4]),
-            b"</b>, version <b>",
-            esc(version),
-            b'</b></p><ul><li><a href="/_ac/update">UPDATE</a>: install an image from the '
-            b'update server</li><li><a href="/update">Upload</a>: send a .bin file from this '
-            b"computer</li></ul>",
-        ),
-    )
 
 
 async def form(src, w, head):
