@@ -4,6 +4,7 @@
 # it for a command only.
 
 _ROW = "  %-6s %-14s %-16s %s"
+_RESET_MS = 300  # from the command's return to the reset
 
 
 def failed(what, text, url=None, name=None):
@@ -106,7 +107,8 @@ def confirm():
 
 def rollback(reset=False):
     """Boot the other slot's image at the next reset (a complete image that has not failed
-    its health check); returns its label, or None (the refusal is printed, with why)."""
+    its health check); returns its label, or None (the refusal is printed, with why).
+    With `reset`, the board resets a moment after the command has returned (reset_soon)."""
     from .ota import slots
 
     try:
@@ -116,7 +118,21 @@ def rollback(reset=False):
         return None
     print("Next boot: %s" % label)
     if reset:
-        import machine
-
-        machine.reset()
+        reset_soon()
     return label
+
+
+def reset_soon():
+    """Reset the board a moment from now, from a timer: a command that runs update() or
+    rollback() (mpremote exec) then ends before the board resets, instead of waiting for
+    its end for ever; at the REPL the prompt comes back, then the reset. The timer keeps
+    its callback, and so this module's globals, after the command's Phase unloads it."""
+    import machine
+
+    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
+
+
+def _reset(_timer):
+    import machine
+
+    machine.reset()

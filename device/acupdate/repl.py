@@ -16,8 +16,6 @@ import time
 from . import Phase
 from .config import Config  # noqa: F401 (loaded before config()'s Phase: a Config outlives it)
 
-_RESET_MS = 300  # from update()'s return to the reset
-
 
 def config(url=None, **kw):
     """The Config of the update server at `url`, or of /acupdate.json's "server" (with
@@ -93,10 +91,7 @@ def rollback(reset=False):
     with Phase():
         import acupdate.console
 
-        label = acupdate.console.rollback(False)
-    if reset and label is not None:
-        _reset_soon()
-    return label
+        return acupdate.console.rollback(reset)
 
 
 def update(name=None, url=None, reboot=None, quiet=False, timeout=None):
@@ -151,19 +146,9 @@ def _update(name, url, reboot, quiet, timeout):
     with Phase():
         import acupdate.console
 
-        reset = acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url(), up.kept)
-    if reset:
-        _reset_soon()
+        if acupdate.console.outcome(st, name, up.error, cfg.reboot, cfg.url(), up.kept):
+            acupdate.console.reset_soon()
     return st
-
-
-def _reset_soon():
-    # The reset comes a moment after update() or rollback() has returned, from a timer: a
-    # command that runs it (mpremote exec) then ends before the board resets, instead of
-    # waiting for its end for ever; at the REPL the prompt comes back, then the reset.
-    import machine
-
-    machine.Timer(0).init(mode=machine.Timer.ONE_SHOT, period=_RESET_MS, callback=_reset)
 
 
 def _progress(shown):
@@ -180,9 +165,3 @@ def _progress(shown):
             print("\r  %3d%%  %d / %d bytes  %.1f KiB/s   " % (pct, amount, size, rate), end="")
 
     return progress
-
-
-def _reset(_timer):
-    import machine
-
-    machine.reset()
