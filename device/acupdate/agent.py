@@ -29,10 +29,13 @@ class Updater:
 
     on_start(), on_progress(amount, size), on_end(md5) and on_error(text) are optional
     callbacks; `status` is one of RESET..FAIL and `error` the last failure's text. `buf`:
-    the 4096-byte bytearray every step works through (default: a new one)."""
+    the 4096-byte bytearray every step works through (default: a new one); `tls`: the
+    https server's TLS context (acupdate.http.tls.context(cfg.ca)) when the caller made it
+    already, while its heap was emptiest (default: made at the first https request)."""
 
-    def __init__(self, cfg, buf=None):
+    def __init__(self, cfg, buf=None, tls=None):
         self.cfg = cfg
+        self.tls = tls
         self.status = IDLE
         self.error = ""
         self.buf = buf or bytearray(_BLOCK)
@@ -52,7 +55,7 @@ class Updater:
             import acupdate.download.request
 
             r = acupdate.download.request.get(
-                cfg, cfg.catalog_target(), b"", self.buf, deadline, None
+                cfg, cfg.catalog_target(), b"", self.buf, deadline, self if self.tls else None
             )
         try:
             if r.status != 200:
@@ -133,6 +136,7 @@ class Updater:
         cfg = self.cfg
         deadline = Deadline(cfg.deadline, "the update's deadline")
         dl = Download(name, cfg.image_target(name), deadline, size, sha256, md5)
+        dl.tls = self.tls
         r = None
         try:
             with Phase():  # the slot it goes to

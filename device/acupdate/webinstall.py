@@ -3,12 +3,10 @@
 # there? its size and sha256; then its checks, https, auth, redirects, deadline, resume),
 # and its progress callback answers the other browsers (webjob.answer).
 from . import web
-from .webjob import answer, close_port, server_config
+from .webjob import answer, close_port, server_config, tls_first
 
 
 def job(name, ls):
-    from .agent import NOAVAIL, SUCCESS, Updater
-
     st = web.st
     end = [""]
 
@@ -22,7 +20,12 @@ def job(name, ls):
         end[0] = md5
 
     try:
-        up = Updater(server_config(), web.block)
+        cfg = server_config()
+        tls = tls_first(cfg)  # (before the agent's code comes)
+        from .agent import NOAVAIL, SUCCESS, Updater
+
+        up = Updater(cfg, web.block, tls)
+        cfg = tls = None
         up.on_progress = progress
         up.on_end = done
         answer(ls)

@@ -98,6 +98,20 @@ def server_config():
         return acupdate.boardconfig.server(web.server)
 
 
+def tls_first(cfg):
+    """The TLS context of Config `cfg`'s https server (None for http), made first, while the
+    job's heap is in one piece: the 3 KiB it takes then finds its room, which the agent's
+    code would split (Updater(cfg, buf, tls_first(cfg)))."""
+    if not (cfg.tls and cfg.ca):
+        return None
+    from . import Phase
+
+    with Phase():
+        import acupdate.http.tls
+
+        return acupdate.http.tls.context(cfg.ca)
+
+
 def answer(s):
     """Answer every connection waiting on the listening socket `s` (non-blocking), and the
     ones the server handed over (web.held) that have sent their request."""

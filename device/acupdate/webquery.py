@@ -5,7 +5,7 @@
 import gc
 
 from . import loaded, unload, web
-from .webjob import Out, close_port, complete, server_config
+from .webjob import Out, close_port, complete, server_config, tls_first
 
 
 def job(s, ls):
@@ -16,12 +16,13 @@ def job(s, ls):
         try:
             cfg = server_config()
             url = cfg.url()
+            tls = tls_first(cfg)
             from .agent import Updater
 
-            entries = Updater(cfg, web.block).catalog()
+            entries = Updater(cfg, web.block, tls).catalog()
         except Exception as e:  # MemoryError too: the page says what happened
             entries = web.msg(e)
-        cfg = None
+        cfg = tls = None
         unload(before)  # the query's modules go before the page's come
         gc.collect()
         from . import webmenu
