@@ -7,8 +7,6 @@
 # fails.
 import time
 
-from .. import Phase
-
 
 def wait(up, dl):
     """After dl.error ended the connection of Download `dl` (try dl.tries): sleep before
@@ -20,8 +18,9 @@ def wait(up, dl):
 
 def take(up, dl, r, start):
     """Go on with reply `r` to the request from byte `start`: the rest of the image (a
-    206 that is the rest of the same one) or, for a 200, the image again from byte 0;
-    anything else ends the update. Sets dl.reply."""
+    206 that is the rest of the same one: dl.reply is set, False), or, for a 200, the image
+    again from byte 0 (True: the caller starts it over with download.start.begin(), once
+    this module has left the heap); anything else ends the update."""
     try:
         if start and r.status == 206:
             _check(r, start, dl.size, dl.md5)
@@ -29,7 +28,7 @@ def take(up, dl, r, start):
                 r.own_buffer()
             dl.reply = r
             dl.error = None
-            return
+            return False
         if start and r.status != 200:
             raise OSError(
                 "Resume refused: the server answered %d to Range: bytes=%d-" % (r.status, start)
@@ -38,10 +37,7 @@ def take(up, dl, r, start):
         r.close()
         raise
     dl.writer = None  # a start over: the old Writer goes first
-    with Phase():
-        import acupdate.download.start
-
-        acupdate.download.start.begin(up, dl, r, False)
+    return True
 
 
 def _wait(cfg, dl):

@@ -29,6 +29,7 @@ def run(up, dl):
         if dl.error is None:
             return
         dl.tries += 1
+        cut = dl.error.args[0] if dl.error.args else "OSError"  # (dl.error is None once resumed)
         try:
             with Phase():  # the wait, then the first byte still wanted
                 import acupdate.download.resume
@@ -47,12 +48,17 @@ def run(up, dl):
             with Phase():  # its reply: the rest, or the image again from byte 0
                 import acupdate.download.resume
 
-                acupdate.download.resume.take(up, dl, r, start)
+                over = acupdate.download.resume.take(up, dl, r, start)
+            if over:  # the first block's checks again, the resume's code gone
+                with Phase():
+                    import acupdate.download.start
+
+                    acupdate.download.start.begin(up, dl, r, False)
         except MemoryError:
             w = dl.writer  # (its first byte not yet written, before or after a rewind)
             raise OSError(
                 "Connection dropped at byte %d of %d (%s); the heap has no room to resume"
-                % (w.done - w.fill if w else 0, dl.size, dl.error.args[0])
+                % (w.done - w.fill if w else 0, dl.size, cut)
             )
 
 
