@@ -353,7 +353,7 @@ def test_the_home_page_reads_the_version_as_ota_image_does(agent_board):
         bytes(80),  # no app descriptor
     ]
     code = f"""import json
-from acupdate.webhome import version
+from acupdate.web.home import version
 from acupdate.ota.image import AppDesc
 out = []
 for h in {heads!r}:

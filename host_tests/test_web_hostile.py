@@ -21,7 +21,7 @@ AUTH = basic("admin", "s3cret")
 # Test instrumentation, run on the board before serve(): each progress answer first prints
 # the acupdate modules loaded (numbered), so that a test sees what a request left behind.
 REPORT = """import sys
-import acupdate.web as _w
+import acupdate.web.core as _w
 _n = [0]
 _p = _w.progress
 def _report():
@@ -161,7 +161,7 @@ def test_a_memory_error_ends_one_connection_only(board):
 
 # Makes the 2nd to 6th connections' request readers fail as a crowded heap does: more
 # failures than the server has connection buffers.
-INJECT_SOURCE = """import acupdate.websrc as _ws
+INJECT_SOURCE = """import acupdate.web.source as _ws
 _S = _ws.Source
 _k = [0]
 def _source(*a):
@@ -189,7 +189,7 @@ def test_memory_errors_before_a_request_is_read_lose_no_connection_buffer(board)
 
 
 # The 2nd page answer fails as on a heap crowded by idle connections.
-INJECT_PAGE = """import acupdate.web as _w
+INJECT_PAGE = """import acupdate.web.core as _w
 _send = _w.send
 _k = [0]
 async def _crowded(*a, **k):

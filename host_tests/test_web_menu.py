@@ -181,7 +181,7 @@ def test_a_name_not_in_the_catalog_is_refused(board, catalog_dir):
             why = f"gone.bin is not in the catalog of {url} (any more)"
             form = b"bin=gone.bin"
             st, _, page = wb.request("POST", "/_ac/update_act", form, FORM)
-            # Looked up in the catalog by the install (webjob), after the progress page:
+            # Looked up in the catalog by the install (acupdate.web.jobs), after the progress page:
             # its result says it.
             assert st == 200 and f"Installing <b>gone.bin</b> from {url}".encode() in page
             p = poll(wb, lambda p: p["status"] in ENDED)

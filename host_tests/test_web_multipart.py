@@ -1,6 +1,7 @@
-"""acupdate.multipart and websrc.Source under the real MicroPython: forms fed through a stream
-in every chunking (delimiters split across reads), CRLF and boundary look-alikes inside the
-data, preamble, epilogue, transport padding, and the errors for broken or cut-off forms."""
+"""acupdate.web.multipart and acupdate.web.source.Source under the real MicroPython: forms
+fed through a stream in every chunking (delimiters split across reads), CRLF and boundary
+look-alikes inside the data, preamble, epilogue, transport padding, and the errors for broken
+or cut-off forms."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from mpy_helpers import run_mpy
 # or ["err", type, message].
 DRIVER = """
 import asyncio, binascii, json, sys
-from acupdate import websrc, multipart
+from acupdate.web import multipart
+from acupdate.web import source as websrc
 
 class Feed:
     def __init__(self, data, sizes):
@@ -248,7 +250,7 @@ def test_random_forms_in_random_chunks(tmp_path, seed):
 def test_find_fallback_matches_bytearray_find(tmp_path):
     p = run_mpy(
         """
-        from acupdate import websrc
+        from acupdate.web import source as websrc
         b = bytearray(b"ab\\r\\n--XyZ\\r\\n--XyZ--")
         out = []
         for sub in (b"\\r\\n--XyZ", b"\\n", b"Q", b"--"):

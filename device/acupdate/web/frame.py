@@ -1,4 +1,4 @@
-# acupdate.webframe: what every update page shares: the frame (one inline style sheet and
+# acupdate.web.frame: what every update page shares: the frame (one inline style sheet and
 # the menu; no external assets, the board may have no internet). Pages are tuples of bytes
 # pieces; text from outside goes through esc(). Small on purpose: a page that needs no
 # more (the catalog, the progress page, the home page, the form) loads only this.

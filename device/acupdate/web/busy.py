@@ -1,8 +1,8 @@
-# acupdate.webbusy: the answers to the requests that come while an update runs (besides its
+# acupdate.web.busy: the answers to the requests that come while an update runs (besides its
 # progress, acupdate.web's): 409 for a second update, 503 for a page. Loaded for one answer
-# by acupdate.webjob (the server stepped aside) and acupdate.webconn (the board restarting
+# by acupdate.web.jobs (the server stepped aside) and acupdate.web.httpd (the board restarting
 # into a new image), then dropped.
-from . import web
+from . import core
 
 # The page of the answers given while an update runs: no page module, the heap is the
 # update's. Its <div id=res> is what the upload page's script shows.
@@ -15,14 +15,14 @@ _BARE = (
 
 def conflicting():
     """409: a second update while one runs (or while the board restarts into the last)."""
-    if web.st.status == "SUCCESS":
+    if core.st.status == "SUCCESS":
         why = "An update was installed: the board is restarting. Wait for it to come back."
     else:
         why = "Another update is running (%s of %s: %d of %d bytes). Try again when it ends." % (
-            web.st.kind,
-            web.st.name or "an image",
-            web.st.amount,
-            web.st.size,
+            core.st.kind,
+            core.st.name or "an image",
+            core.st.amount,
+            core.st.size,
         )
     return b"409 Conflict", (_BARE, why.encode(), b"</p>")
 
@@ -37,6 +37,6 @@ def unavailable():
             b"An update is running: this page comes back when it has ended (its progress: "
             b'<a href="/_ac/update_progress">/_ac/update_progress</a>).</p>',
         ),
-        web.HTML,
+        core.HTML,
         b"Retry-After: 5\r\n",
     )

@@ -1,8 +1,8 @@
-# acupdate.webmenu: AutoConnect's UPDATE menu's pages: the catalog (loaded once webquery has
+# acupdate.web.menupages: AutoConnect's UPDATE menu's pages: the catalog (loaded once query has
 # queried the update server and unloaded what that took) as radio buttons, or "No available
 # firmwares", or the server's error; the UPDATE button; the progress page of the install
-# (webinstall), which polls /_ac/update_progress.
-from . import web
+# (install), which polls /_ac/update_progress.
+from . import core
 
 _WATCH_JS = (
     b"var T=setInterval(function(){poll().then(function(p){if(p.status=='SUCCESS'||"
@@ -19,10 +19,10 @@ def _size(n):
 
 
 async def catalog(w, url, entries):
-    """The UPDATE page of the catalog `entries` (webquery's) of the server at `url`."""
-    from . import webframe
+    """The UPDATE page of the catalog `entries` (query's) of the server at `url`."""
+    from . import frame
 
-    esc = webframe.esc
+    esc = frame.esc
     if isinstance(entries, str):
         rows = [b'<p class="err">', esc(entries), b"</p>"]
     elif not entries:
@@ -49,29 +49,29 @@ async def catalog(w, url, entries):
                 )
             )
         rows.append(b"</table><p><button>UPDATE</button></p></form>")
-    await web.send(
+    await core.send(
         w,
-        webframe.OK,
-        webframe.page("Update", b'<p class="note">Update server: ', esc(url), b"</p>", *rows),
+        frame.OK,
+        frame.page("Update", b'<p class="note">Update server: ', esc(url), b"</p>", *rows),
     )
 
 
 async def started(w, name, url):
-    """The progress page of the install of `name` from `url` (webcat.act's)."""
-    from . import webbar, webframe
+    """The progress page of the install of `name` from `url` (menu.act's)."""
+    from . import frame, progressbar
 
-    await web.send(
+    await core.send(
         w,
-        webframe.OK,
-        webframe.page(
+        frame.OK,
+        frame.page(
             "Updating",
             b"<p>Installing <b>",
-            webframe.esc(name),
+            frame.esc(name),
             b"</b> from ",
-            webframe.esc(url),
+            frame.esc(url),
             b"</p>",
-            webbar.BAR,
-            webbar.JS,
+            progressbar.BAR,
+            progressbar.JS,
             _WATCH_JS,
         ),
     )

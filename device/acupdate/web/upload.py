@@ -1,6 +1,6 @@
-# acupdate.webupload: POST /update, a browser's multipart/form-data upload (file field
+# acupdate.web.upload: POST /update, a browser's multipart/form-data upload (file field
 # `firmware`, optional field `md5`) streamed into the next OTA slot as it arrives, with the
-# web server closed (acupdate.webjob).
+# web server closed (acupdate.web.jobs).
 # The file's first bytes go through ota.verify.check (magic, app descriptor, chip, size)
 # before a Writer exists, so a refused file writes nothing. Then blocks go to flash as
 # they complete and the image header last (ota.Writer); the MD5 is computed here, compared
@@ -11,8 +11,8 @@ import time
 
 from micropython import const
 
-from . import web
-from .websrc import drain
+from . import core
+from .source import drain
 
 HEAD = const(256)  # first bytes kept for the checks and the app descriptor
 _too_large = False  # the last refusal was for the image's size (413)
@@ -20,8 +20,8 @@ _too_large = False  # the last refusal was for the image's size (413)
 
 class _In:
     """The browser's socket `s` as the Source's stream. While it waits for the browser's
-    bytes, the requests coming to the listening socket `ls` are answered (webjob.answer);
-    silence for web.idle_ms is an OSError."""
+    bytes, the requests coming to the listening socket `ls` are answered (jobs.answer);
+    silence for core.idle_ms is an OSError."""
 
     def __init__(self, s, ls):
         import select
@@ -31,16 +31,16 @@ class _In:
         self.p = select.poll()
         self.p.register(s, select.POLLIN)
         self.p.register(ls, select.POLLIN)
-        for c in web.held:  # (connections the server had accepted: webjob.answer's too)
+        for c in core.held:  # (connections the server had accepted: jobs.answer's too)
             self.p.register(c, select.POLLIN)
 
     async def readinto(self, mv):
         s = self.s
-        end = time.ticks_add(time.ticks_ms(), web.idle_ms)
+        end = time.ticks_add(time.ticks_ms(), core.idle_ms)
         while True:
             left = time.ticks_diff(end, time.ticks_ms())
             if left <= 0:
-                raise OSError("the browser sent nothing for %d ms" % web.idle_ms)
+                raise OSError("the browser sent nothing for %d ms" % core.idle_ms)
             ready = False
             for e in self.p.ipoll(left):
                 if e[0] is s:
@@ -48,7 +48,7 @@ class _In:
                 else:
                     if e[0] is not self.ls:
                         self.p.unregister(e[0])  # (answer() answers and closes it)
-                    from .webjob import answer
+                    from .jobs import answer
 
                     answer(self.ls)
             if ready:  # (poll may say so with nothing to read: then read nothing, wait on)
@@ -56,19 +56,19 @@ class _In:
                 try:
                     n = s.readinto(mv)
                 finally:
-                    s.settimeout(web.idle_ms / 1000)  # for the answer's writes
+                    s.settimeout(core.idle_ms / 1000)  # for the answer's writes
                 if n is not None:
                     return n
 
 
 def job(a, ls):
-    """The upload a = (websrc.Source, the browser's socket, the request head), read with
-    the server closed (acupdate.webjob); after a success the board restarts."""
-    from .webjob import Out, complete
+    """The upload a = (source.Source, the browser's socket, the request head), read with
+    the server closed (acupdate.web.jobs); after a success the board restarts."""
+    from .jobs import Out, complete
 
     src, s, head = a
     try:
-        s.settimeout(web.idle_ms / 1000)
+        s.settimeout(core.idle_ms / 1000)
         src.s = _In(s, ls)
         ok = complete(run(src, Out(s), head))
     finally:
@@ -82,11 +82,11 @@ def job(a, ls):
 
 
 async def run(src, w, head):
-    """POST /update with the server closed (acupdate.webjob; webconn.upload refused the
+    """POST /update with the server closed (acupdate.web.jobs; httpd.upload refused the
     wrong ones and began the update): install the upload, answer the result. True when
     the new image is set to boot."""
     global _too_large
-    st = web.st
+    st = core.st
     _too_large = False
     if head[4]:
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -96,30 +96,30 @@ async def run(src, w, head):
     try:
         await receive(src, st, head[2])
     except Exception as e:  # MemoryError too: the page must say what happened
-        failed = web.msg(e)
+        failed = core.msg(e)
         code = b"400 Bad Request" if isinstance(e, ValueError) else b"500 Internal Server Error"
         if _too_large:
             code = b"413 Payload Too Large"
     finally:
-        web.drop("multipart", "ota.writer", clear=True)  # the transfer's code leaves the heap
+        core.drop("multipart", "ota.writer", clear=True)  # the transfer's code leaves the heap
     try:
         await drain(src)  # (nothing left to read after a cut or a silence)
         gone = False
     except OSError:
         gone = True  # the browser is gone: nobody to answer
-    from .webjob import close_port
+    from .jobs import close_port
 
     # A failure is published only now, with the port closed: later requests wait for the
     # web server, which is back soon (a browser that saw FAIL in the progress and asked for
     # a page got this job's 503 "an update is running").
     close_port(src.s.ls)
     if failed is not None:
-        web.fail(failed)
+        core.fail(failed)
     st.busy = False
     print("acupdate web: upload %s: %s" % (st.status, st.text))
     if not gone:
         try:
-            from .webpage import result
+            from .pages import result
 
             await result(src, w, head, code, False)
         except OSError:
@@ -183,21 +183,21 @@ async def _field(mp, limit):
 
 def _slot():
     # (the slot to write, the running image's header): slots is dropped on return.
-    from .ota import slots
+    from ..ota import slots
 
     try:
         run = bytearray(24)
         slots.running().readblocks(0, run)
         return slots.target(), run
     finally:
-        web.drop("ota.slots")
+        core.drop("ota.slots")
 
 
 def _check(first, size, target, run):
     # Before a byte is written: the version, or ValueError (ota.verify.check: magic, app
     # descriptor, chip; then the size). The modules are dropped on return.
     global _too_large
-    from .ota import image, verify
+    from ..ota import image, verify
 
     try:
         chip = image.chip_id(run)
@@ -206,7 +206,7 @@ def _check(first, size, target, run):
         verify.check(first, chip, size, target.info()[3])
         return image.AppDesc(first).version if len(first) >= 176 else ""
     finally:
-        web.drop("ota.image", "ota.verify")
+        core.drop("ota.image", "ota.verify")
 
 
 async def _image(mp, src, st):
@@ -235,9 +235,9 @@ async def _image(mp, src, st):
                 raise ValueError("the file is empty: choose the firmware .bin")
             version = _check(mvh[:got], bound, target, run)
             gc.collect()
-            from .ota import writer
+            from ..ota import writer
 
-            w = writer.Writer(target, bound, web.block)
+            w = writer.Writer(target, bound, core.block)
             w.write(mvh[:got])
             h.update(mvh[:got])
             c = c[t:]

@@ -1,7 +1,7 @@
-# acupdate.webhome: the home page (running slot and version). Its own module: GET / loads
+# acupdate.web.home: the home page (running slot and version). Its own module: GET / loads
 # neither the upload form's script nor the progress bar, nor acupdate.ota.image (its code
 # would be 3 KiB of the heap a page has, for the app descriptor's version).
-from . import web, webframe
+from . import core, frame
 
 
 async def home(src, w, head):
@@ -10,11 +10,11 @@ async def home(src, w, head):
     run = esp32.Partition(esp32.Partition.RUNNING)
     buf = bytearray(80)
     run.readblocks(0, buf)
-    esc = webframe.esc
-    await web.send(
+    esc = frame.esc
+    await core.send(
         w,
-        webframe.OK,
-        webframe.page(
+        frame.OK,
+        frame.page(
             "Firmware update",
             b"<p>Running: <b>",
             esc(run.info()[4]),

@@ -1,4 +1,4 @@
-# acupdate.webbar: the progress bar of the upload and install pages and its script: the
+# acupdate.web.progressbar: the progress bar of the upload and install pages and its script: the
 # <progress> bar is fed from /_ac/update_progress, and a result page's <div id=res> is shown
 # under it, the bar set from the device's final figures in its data-* attributes.
 

@@ -1,13 +1,13 @@
-# acupdate.webinstall: the UPDATE menu's install of a catalog entry, a job of acupdate.webjob
+# acupdate.web.install: the UPDATE menu's install of a catalog entry, a job of acupdate.web.jobs
 # (the web server closed): agent.Updater does it (the catalog looked up again: still
 # there? its size and sha256; then its checks, https, auth, redirects, deadline, resume),
-# and its progress callback answers the other browsers (webjob.answer).
-from . import web
-from .webjob import answer, close_port, server_config, tls_first
+# and its progress callback answers the other browsers (jobs.answer).
+from . import core
+from .jobs import answer, close_port, server_config, tls_first
 
 
 def job(name, ls):
-    st = web.st
+    st = core.st
     end = [""]
 
     def progress(amount, size):
@@ -22,9 +22,9 @@ def job(name, ls):
     try:
         cfg = server_config()
         tls = tls_first(cfg)  # (before the agent's code comes)
-        from .agent import NOAVAIL, SUCCESS, Updater
+        from ..agent import NOAVAIL, SUCCESS, Updater
 
-        up = Updater(cfg, web.block, tls)
+        up = Updater(cfg, core.block, tls)
         cfg = tls = None
         up.on_progress = progress
         up.on_end = done
@@ -54,10 +54,10 @@ def job(name, ls):
         else:
             status, text = "FAIL", up.error
     except Exception as e:  # MemoryError too: the result page must say what happened
-        status, text = "FAIL", web.msg(e)
+        status, text = "FAIL", core.msg(e)
     close_port(ls)  # the outcome is the restarted server's to tell
     if status == "FAIL":
-        web.fail(text)
+        core.fail(text)
     else:
         st.status, st.text = status, text
     st.busy = False
@@ -67,13 +67,13 @@ def job(name, ls):
 def _success(name, size, md5):
     import esp32
 
-    from . import Phase
+    from .. import Phase
 
     p = esp32.Partition(esp32.Partition.BOOT)  # type: ignore[arg-type]
     buf = bytearray(256)
     p.readblocks(0, buf)
     with Phase():
-        from .ota import image
+        from ..ota import image
 
         version = image.AppDesc(buf).version
     return "%s: %d bytes, MD5 %s, version %s, written to %s and set to boot." % (

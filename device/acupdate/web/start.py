@@ -1,10 +1,10 @@
-# acupdate.webstart: web.start()'s work, done once: the settings, the block buffer made
-# while the heap is still in one piece, the listening socket and its webconn.Server, the
+# acupdate.web.start: httpd.start()'s work, done once: the settings, the block buffer made
+# while the heap is still in one piece, the listening socket and its httpd.Server, the
 # idle watchdog.
 # Its code is dropped again once started.
 import asyncio
 
-from . import web, webconn
+from . import core, httpd
 
 
 async def start(port, user, password, host, update_server, idle):
@@ -12,18 +12,18 @@ async def start(port, user, password, host, update_server, idle):
         raise ValueError("give both user and password for basic auth, or neither")
     if not 0 < idle <= 3600:
         raise ValueError("idle must be 0 < idle <= 3600 seconds, got %r" % (idle,))
-    web.idle_ms = int(idle * 1000)
-    web.auth = None
+    core.idle_ms = int(idle * 1000)
+    core.auth = None
     if user is not None:
         import binascii
 
         cred = binascii.b2a_base64(("%s:%s" % (user, password)).encode()).rstrip()
-        web.auth = b"Basic " + cred
-    web.server = update_server
-    if web.block is None:  # the first start (web.serve keeps the block between two)
+        core.auth = b"Basic " + cred
+    core.server = update_server
+    if core.block is None:  # the first start (web.serve keeps the block between two)
         _names()
-        web.url = _url()
-        web.block = bytearray(4096)
+        core.url = _url()
+        core.block = bytearray(4096)
     import socket
 
     ls = socket.socket()
@@ -31,8 +31,8 @@ async def start(port, user, password, host, update_server, idle):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(socket.getaddrinfo(host, port)[0][-1])
     ls.listen(8)  # pending connections (the network stack's memory, not the heap)
-    srv = webconn.Server(ls)
-    asyncio.create_task(webconn.watch())
+    srv = httpd.Server(ls)
+    asyncio.create_task(httpd.watch())
     await asyncio.sleep(0)  # its accept loop waits on the socket: close() may cancel it
     print("acupdate web: serving on http://%s:%d/" % (host, port))
     return srv
@@ -44,17 +44,18 @@ async def start(port, user, password, host, update_server, idle):
 # piece) and its strings by small chunks as names come: here, with the heap in one piece,
 # rather than in the middle of an update, as islands that split the free space.
 _PAGES = (
-    "webpage webframe webbar webhome webviews webjob webbusy webupload multipart ota.image "
-    "ota.slots ota.writer ota.errors ota.verify webcat webmenu webquery webinstall agent config "
-    "settings boardconfig download.request http.response http.client http.url download.catalog "
-    "download.start download.headers download.resume download.transfer"
+    "web.pages web.frame web.progressbar web.home web.form web.jobs web.busy web.upload "
+    "web.multipart ota.image ota.slots ota.writer ota.errors ota.verify web.menu web.menupages "
+    "web.query web.install agent config settings boardconfig download.request http.response "
+    "http.client http.url download.catalog download.start download.headers download.resume "
+    "download.transfer"
 )
 
 
 def _names():
     import gc
 
-    from . import loaded, unload
+    from .. import loaded, unload
 
     before = loaded()
     for n in _PAGES.split():
@@ -65,11 +66,11 @@ def _names():
 
 def _url():
     # The update server's URL for the pages, or None; its modules are unloaded after.
-    from . import loaded, unload
+    from .. import loaded, unload
 
     before = loaded()
     try:
-        from .webjob import server_config
+        from .jobs import server_config
 
         return server_config().url()
     except Exception:  # (no server: the UPDATE menu says so when it is used)

@@ -1,6 +1,6 @@
-# acupdate.websrc: a request read through one small buffer: the head's lines, then the body,
-# never past its Content-Length. The stream is asyncio's (acupdate.webconn) or, while the
-# web server has stepped aside for an update, the browser's own socket (acupdate.webjob):
+# acupdate.web.source: a request read through one small buffer: the head's lines, then the body,
+# never past its Content-Length. The stream is asyncio's (acupdate.web.httpd) or, while the
+# web server has stepped aside for an update, the browser's own socket (acupdate.web.jobs):
 # the same code reads an upload either way.
 from micropython import const
 
@@ -22,7 +22,7 @@ class Source:
     head, then at most the body's Content-Length (`left`: bytes still to come)."""
 
     def __init__(self, stream, buf):
-        self.task = None  # the asyncio task reading (for webconn.watch)
+        self.task = None  # the asyncio task reading (for httpd.watch)
         self.t = None  # when the read under way began (None: not reading)
         self.late = 0  # the idle time after which watch() cancelled the read, in ms
         self.s = stream
@@ -54,7 +54,7 @@ class Source:
             k = await self.s.readinto(mv[n : n + room])
         except BaseException as e:  # noqa: B036 (asyncio's CancelledError is not an Exception)
             self.left = 0  # the stream failed: nothing more is read from it
-            if self.late:  # webconn.watch cancelled it
+            if self.late:  # httpd.watch cancelled it
                 raise OSError("the browser sent nothing for %d ms" % self.late)
             raise e
         finally:

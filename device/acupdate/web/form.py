@@ -1,6 +1,6 @@
-# acupdate.webviews: the upload form, whose script posts the form and feeds the progress bar
+# acupdate.web.form: the upload form, whose script posts the form and feeds the progress bar
 # while the board writes the image.
-from . import web, webbar, webframe
+from . import core, frame, progressbar
 
 _UPLOAD_JS = (
     b"document.getElementById('f').onsubmit=function(e){e.preventDefault();var x=new "
@@ -15,18 +15,18 @@ _UPLOAD_JS = (
 
 
 async def form(src, w, head):
-    await web.send(
+    await core.send(
         w,
-        webframe.OK,
-        webframe.page(
+        frame.OK,
+        frame.page(
             "Upload firmware",
             b'<form id="f" method="POST" action="/update" enctype="multipart/form-data">'
             b'<p><label>MD5 of the file (optional)<br><input name="md5" size="34" '
             b'maxlength="32" pattern="[0-9a-fA-F]{32}"></label></p><p><label>Firmware image '
             b'(.bin, the app only)<br><input type="file" name="firmware" accept=".bin" '
             b"required></label></p><p><button>Update</button></p></form>",
-            webbar.BAR.replace(b'value="0">', b'value="0" hidden>'),
-            webbar.JS,
+            progressbar.BAR.replace(b'value="0">', b'value="0" hidden>'),
+            progressbar.JS,
             _UPLOAD_JS,
         ),
     )

@@ -1,46 +1,46 @@
-# acupdate.webcat: AutoConnect's UPDATE menu's requests. GET /_ac/update (the catalog
-# page: acupdate.webquery) and POST /_ac/update_act (field `bin`: the entry to install: its
-# progress page here, then acupdate.webinstall) hand the work with the update server to a
-# job (acupdate.webjob), done with the web server closed (web.serve), so that the agent's
+# acupdate.web.menu: AutoConnect's UPDATE menu's requests. GET /_ac/update (the catalog
+# page: acupdate.web.query) and POST /_ac/update_act (field `bin`: the entry to install: its
+# progress page here, then acupdate.web.install) hand the work with the update server to a
+# job (acupdate.web.jobs), done with the web server closed (web.serve), so that the agent's
 # code has the heap asyncio and the requests took.
-from . import web, webconn
+from . import core, httpd
 
 
 async def _page(fn, *args):
-    # webmenu.fn(*args), on a collected heap.
+    # menupages.fn(*args), on a collected heap.
     import gc
 
     gc.collect()
-    from . import webmenu
+    from . import menupages
 
-    await getattr(webmenu, fn)(*args)
+    await getattr(menupages, fn)(*args)
 
 
 async def menu(src, w, head):
-    """GET /_ac/update: the catalog page, answered by webquery on this connection."""
-    if webconn.busy():
+    """GET /_ac/update: the catalog page, answered by query on this connection."""
+    if httpd.busy():
         return await _page(
             "catalog", w, where(), "An update is running: see its progress, then come back."
         )
     sock = w.s
-    w.s = None  # the connection is webjob's now (its close() here closes nothing)
-    webconn.step_aside("webquery", sock)
+    w.s = None  # the connection is jobs's now (its close() here closes nothing)
+    httpd.step_aside("query", sock)
 
 
 def where():
-    """The update server's URL as the pages show it (webstart found it)."""
-    return web.url or "(no update server: give serve() an update_server URL or deploy one)"
+    """The update server's URL as the pages show it (start found it)."""
+    return core.url or "(no update server: give serve() an update_server URL or deploy one)"
 
 
 async def act(src, w, head):
     """POST /_ac/update_act, field `bin`: a catalog entry's name. The progress page, then
-    the install, by webinstall (which first looks the entry up in the catalog: still
+    the install, by install (which first looks the entry up in the catalog: still
     there? its size, for an image sent without a Content-Length, and its sha256, checked
     too)."""
-    if webconn.busy():
-        return await webconn.conflict(src, w, head)
+    if httpd.busy():
+        return await httpd.conflict(src, w, head)
     if src.length > 512:
-        return await webconn.page("refuse", src, w, head, 413)
+        return await httpd.page("refuse", src, w, head, 413)
     while src.n - src.p < src.length:
         if not await src.fill():
             raise ValueError("the form ends early")
@@ -50,7 +50,7 @@ async def act(src, w, head):
         if k == b"bin":
             name = _unquote(v)
     if not name:
-        return await webconn.page(
+        return await httpd.page(
             "message",
             w,
             b"400 Bad Request",
@@ -58,8 +58,8 @@ async def act(src, w, head):
             "Choose a firmware image, then UPDATE.",
         )
     await _page("started", w, name, where())
-    webconn.begin("server", name)
-    webconn.step_aside("webinstall", name)
+    httpd.begin("server", name)
+    httpd.step_aside("install", name)
 
 
 def _unquote(v):

@@ -1,9 +1,9 @@
-# acupdate.webpage: the message pages (refusals, errors), the result page (its <div id=res>
+# acupdate.web.pages: the message pages (refusals, errors), the result page (its <div id=res>
 # carries the final figures in data-* attributes for the progress script) and the restart
-# after a success; in the frame of acupdate.webframe.
-from . import web
-from .webframe import OK, esc, page  # noqa: F401 (the frame, for the pages here and theirs)
-from .websrc import drain
+# after a success; in the frame of acupdate.web.frame.
+from . import core
+from .frame import OK, esc, page  # noqa: F401 (the frame, for the pages here and theirs)
+from .source import drain
 
 
 async def refuse(src, w, head, code):
@@ -18,7 +18,7 @@ async def refuse(src, w, head, code):
             w,
             b"401 Unauthorized",
             "Unauthorized",
-            web.UNAUTHORIZED,
+            core.UNAUTHORIZED,
             b'WWW-Authenticate: Basic realm="acupdate"\r\n',
         )
     elif code == 405:
@@ -38,7 +38,7 @@ async def refuse(src, w, head, code):
 
 
 async def message(w, code, title, text, extra=b""):
-    await web.send(
+    await core.send(
         w,
         code,
         page(title, b'<div id="res"><p class="err">', esc(text), b"</p></div>"),
@@ -49,7 +49,7 @@ async def message(w, code, title, text, extra=b""):
 async def result(src, w, head, code=OK, restart=True):
     """The outcome of the update in <div id=res>; after a success the board restarts
     once the page is sent (unless `restart` is False: the caller restarts it)."""
-    st = web.st
+    st = core.st
     if st.busy:
         return await message(
             w, code, "Update running", "%s: %d of %d bytes so far" % (st.name, st.amount, st.size)
@@ -64,7 +64,7 @@ async def result(src, w, head, code=OK, restart=True):
         title = b"No update" if st.status == "NOAVAIL" else b"Update failed"
         again = b"/update" if st.kind == "upload" else b"/_ac/update"
         tail = b'<p>The running image is untouched. <a href="%s">Try again</a></p>' % again
-    await web.send(
+    await core.send(
         w,
         code,
         page(

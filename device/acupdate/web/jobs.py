@@ -1,25 +1,25 @@
-# acupdate.webjob: the updates, done while the web server is closed (web.serve): asyncio
+# acupdate.web.jobs: the updates, done while the web server is closed (web.serve): asyncio
 # and the request modules are out of the heap, which the update's code has. A job is
 # (module, argument): acupdate.<module>.job(argument, listening socket) does it:
-# webupload (a browser's upload, read from the connection the server handed over),
-# webquery (the UPDATE menu's catalog page), webinstall (its install from the update
+# upload (a browser's upload, read from the connection the server handed over),
+# query (the UPDATE menu's catalog page), install (its install from the update
 # server). Meanwhile the other browsers' requests are answered on the server's port between
 # two reads (answer()), as AutoConnect's update answers them with handleClient(): the
-# progress, and (acupdate.webbusy, loaded for it) 409 for a second update, 503 for a page.
+# progress, and (acupdate.web.busy, loaded for it) 409 for a second update, 503 for a page.
 import gc
 import socket
 import sys
 
 from micropython import const
 
-from . import web
+from . import core
 
 _LINES = const(64)  # request head lines read at most
 _TIMEOUT = const(2)  # seconds a browser has for its request head
 
 
 class Out:
-    """A stream for web.send() on a plain socket: drain() never waits, so that a page's
+    """A stream for core.send() on a plain socket: drain() never waits, so that a page's
     coroutine runs to its end in one step (complete())."""
 
     def __init__(self, s):
@@ -43,10 +43,10 @@ def complete(coro):
 
 def run(job, port, host):
     """Do `job` for the server on `host`:`port`."""
-    from . import loaded, unload
+    from .. import loaded, unload
 
     before = loaded()
-    ls, web.ls = web.ls, None  # the server's (what waits on it is answered, not reset)
+    ls, core.ls = core.ls, None  # the server's (what waits on it is answered, not reset)
     try:
         if ls is None:
             ls = socket.socket()
@@ -54,21 +54,21 @@ def run(job, port, host):
             ls.bind(socket.getaddrinfo(host, port)[0][-1])
             ls.listen(8)
             ls.setblocking(False)
-        m = "acupdate." + job[0]
+        m = "acupdate.web." + job[0]
         __import__(m)
         sys.modules[m].job(job[1], ls)
     except Exception as e:  # MemoryError too: the server comes back all the same
-        print("acupdate web: %s failed: %s" % (job[0], web.msg(e)))
-        if web.st.busy:
-            web.fail(web.msg(e))
-            web.st.busy = False
+        print("acupdate web: %s failed: %s" % (job[0], core.msg(e)))
+        if core.st.busy:
+            core.fail(core.msg(e))
+            core.st.busy = False
     finally:
         if ls:
             answer(ls)  # those waiting: answered, not reset by the close
             ls.close()
-        for c in web.held:  # silent for the whole job
+        for c in core.held:  # silent for the whole job
             c.close()
-        del web.held[:]  # (the list stays: see webconn.Server.wait_closed)
+        del core.held[:]  # (the list stays: see httpd.Server.wait_closed)
         unload(before)
         gc.collect()
 
@@ -87,15 +87,15 @@ def server_config():
     """The update server's Config: serve()'s update_server (a URL 'http://host:8000/path',
     or a Config), else the "server" of the board's settings file /acupdate.json (Config's
     arguments)."""
-    if web.server is not None and not isinstance(web.server, str):
-        return web.server
-    from . import Phase
-    from .config import Config  # noqa: F401 (loaded before the Phase: its Config outlives it)
+    if core.server is not None and not isinstance(core.server, str):
+        return core.server
+    from .. import Phase
+    from ..config import Config  # noqa: F401 (loaded before the Phase: its Config outlives it)
 
     with Phase():
         import acupdate.boardconfig
 
-        return acupdate.boardconfig.server(web.server)
+        return acupdate.boardconfig.server(core.server)
 
 
 def tls_first(cfg):
@@ -104,7 +104,7 @@ def tls_first(cfg):
     code would split (Updater(cfg, buf, tls_first(cfg)))."""
     if not (cfg.tls and cfg.ca):
         return None
-    from . import Phase
+    from .. import Phase
 
     with Phase():
         import acupdate.http.tls
@@ -114,16 +114,16 @@ def tls_first(cfg):
 
 def answer(s):
     """Answer every connection waiting on the listening socket `s` (non-blocking), and the
-    ones the server handed over (web.held) that have sent their request."""
-    if web.held:
+    ones the server handed over (core.held) that have sent their request."""
+    if core.held:
         import select
 
         p = select.poll()
-        for c in web.held:
+        for c in core.held:
             p.register(c, select.POLLIN)
         for e in p.ipoll(0):
             p.unregister(e[0])
-            web.held.remove(e[0])
+            core.held.remove(e[0])
             _serve(e[0])
     while True:
         try:
@@ -138,7 +138,7 @@ def _serve(c):
         c.settimeout(_TIMEOUT)
         _one(c)
     except Exception as e:  # a browser gone or garbage in: the update goes on
-        print("acupdate web: request failed:", web.msg(e))
+        print("acupdate web: request failed:", core.msg(e))
     c.close()
 
 
@@ -164,30 +164,30 @@ def _one(c):
         k, _, v = h.partition(b":")
         k = k.strip().lower()
         if k == b"authorization":
-            cred = web.basic(v)
+            cred = core.basic(v)
         elif k == b"content-length":
             length = int(v)
-    if web.auth is not None and cred != web.auth:
+    if core.auth is not None and cred != core.auth:
         a = (
             b"401 Unauthorized",
-            (web.UNAUTHORIZED.encode(),),
+            (core.UNAUTHORIZED.encode(),),
             b"text/plain",
             b'WWW-Authenticate: Basic realm="acupdate"\r\n',
         )
-    elif line[1].split(b"?")[0] == web.PROGRESS:
-        a = web.progress()
+    elif line[1].split(b"?")[0] == core.PROGRESS:
+        a = core.progress()
     else:  # rare during an update: their module comes for the answer, and goes
-        if line[0] == b"POST" and length <= 16777216:  # (websrc.DROP_MAX) so that the
+        if line[0] == b"POST" and length <= 16777216:  # (source.DROP_MAX) so that the
             b = memoryview(bytearray(256))  # browser gets the answer
             while length > 0:  # (a blocking readinto fills all it is given)
                 n = c.readinto(b[: min(length, 256)])
                 if not n:
                     break
                 length -= n
-        from . import webbusy
+        from . import busy
 
         try:
-            a = webbusy.conflicting() if line[0] == b"POST" else webbusy.unavailable()
+            a = busy.conflicting() if line[0] == b"POST" else busy.unavailable()
         finally:
-            web.drop("webbusy", clear=True)
-    complete(web.send(Out(c), *a))
+            core.drop("web.busy", clear=True)
+    complete(core.send(Out(c), *a))

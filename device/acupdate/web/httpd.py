@@ -1,4 +1,4 @@
-# acupdate.webconn: the web server's connections (acupdate.web's asyncio phase): the accept
+# acupdate.web.httpd: the web server's connections (acupdate.web's asyncio phase): the accept
 # loop (Server), request heads read through one small buffer per connection (BUF bytes, from
 # a pool made at the start: a longer line, more than 64 headers or chunked bodies are
 # refused), basic auth, the routes, the idle watchdog, the per-request modules' loading and
@@ -17,8 +17,8 @@ import time
 
 from micropython import const
 
-from . import web
-from .websrc import DRAIN_MAX, Source, drain, find
+from . import core
+from .source import DRAIN_MAX, Source, drain, find
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
 MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
@@ -31,12 +31,12 @@ _BUSY = (
 )
 # One route a line: method, path, module, its handler(src, w, head); head: (method, path,
 # content type, Authorization, Expect: 100-continue).
-_ROUTES = b"""GET / webhome home
-GET /update webviews form
-POST /update webconn upload
-GET /_ac/update webcat menu
-POST /_ac/update_act webcat act
-GET /_ac/update_result webpage result"""
+_ROUTES = b"""GET / web.home home
+GET /update web.form form
+POST /update web.httpd upload
+GET /_ac/update web.menu menu
+POST /_ac/update_act web.menu act
+GET /_ac/update_result web.pages result"""
 
 
 _active = 0  # requests and tasks using the per-request modules
@@ -51,7 +51,7 @@ _scratch = bytearray(256)  # what a refused request sent, read and dropped
 
 async def upload(src, w, head):
     """POST /update: refused here (409, 411, 413), else the browser's connection is handed
-    to acupdate.webjob, which reads the upload with the server closed (web.serve)."""
+    to acupdate.web.jobs, which reads the upload with the server closed (web.serve)."""
     n = src.length
     if busy():
         return await conflict(src, w, head)
@@ -59,24 +59,24 @@ async def upload(src, w, head):
         return await page("refuse", src, w, head, 411 if n <= 0 else 413)
     begin("upload", "")
     sock = w.s
-    w.s = None  # the connection is webjob's now (its close() here closes nothing)
+    w.s = None  # the connection is jobs's now (its close() here closes nothing)
     src.s = src.task = None  # nothing of asyncio's goes with it
-    step_aside("webupload", (src, sock, head))
+    step_aside("upload", (src, sock, head))
 
 
 async def conflict(src, w, head):
     """409 for a second update (while the board restarts into the last one: during an
-    update this server is closed and acupdate.webjob answers)."""
+    update this server is closed and acupdate.web.jobs answers)."""
     if not head[4]:
         await drain(src)
-    from .webbusy import conflicting
+    from .busy import conflicting
 
-    await web.send(w, *conflicting())
+    await core.send(w, *conflicting())
 
 
 def begin(kind, name):
-    """An update begins: web.st says so from now on."""
-    st = web.st
+    """An update begins: core.st says so from now on."""
+    st = core.st
     st.busy = True
     st.kind = kind
     st.status = "START"
@@ -87,14 +87,14 @@ def begin(kind, name):
 
 def busy():
     """An update runs, or one was installed and the board is about to restart."""
-    return web.st.busy or web.st.status == "SUCCESS" or web.job is not None
+    return core.st.busy or core.st.status == "SUCCESS" or core.job is not None
 
 
 def step_aside(kind, arg):
-    """Close the server for a job: web.serve() runs acupdate.<kind>.job(arg, ...) (see
-    acupdate.webjob), then starts the server again."""
-    web.job = (kind, arg)
-    web.srv.close()
+    """Close the server for a job: acupdate.web.serve() runs acupdate.web.<kind>.job(arg, ...) (see
+    acupdate.web.jobs), then starts the server again."""
+    core.job = (kind, arg)
+    core.srv.close()
 
 
 def enter():
@@ -112,7 +112,7 @@ def leave():
     _active -= 1
     if not _active:
         for k in [k for k in sys.modules if k.startswith("acupdate.") and k not in _before]:
-            web.drop(k[9:], clear=k[9:12] == "web" or k == "acupdate.multipart")
+            core.drop(k[9:], clear=k.startswith("acupdate.web."))
 
 
 async def serve(*args):
@@ -121,13 +121,13 @@ async def serve(*args):
 
 async def start(port=80, user=None, password=None, host="0.0.0.0", update_server=None, idle=20):
     """The server, started in a running asyncio loop (serve()'s): a Server."""
-    from . import webstart
+    from . import start
 
     try:
-        web.srv = await webstart.start(port, user, password, host, update_server, idle)
-        return web.srv
+        core.srv = await start.start(port, user, password, host, update_server, idle)
+        return core.srv
     finally:
-        web.drop("webstart", clear=True)
+        core.drop("web.start", clear=True)
 
 
 class Server:
@@ -144,28 +144,28 @@ class Server:
     async def wait_closed(self):
         """The accept loop ends; the connections being served end first (a second upload
         gets its 409). For a job (step_aside), the listening socket and the connections
-        that have sent nothing yet go on to it (web.ls, web.held): none is reset."""
+        that have sent nothing yet go on to it (core.ls, core.held): none is reset."""
         try:
             await self.task
         except asyncio.CancelledError:
             pass
         while _serving:
             await asyncio.sleep_ms(10)
-        # web.held, not a new list: made when web was imported, low in the heap (room for
+        # core.held, not a new list: made when core was imported, low in the heap (room for
         # MAX_WAIT sockets); one made now would stay above the job's free space, an island
         # splitting it (the UPDATE menu's https install then had no 3 KiB piece for TLS)
-        held = web.held
+        held = core.held
         for one in _waiting:
-            one[1].cancel()  # (off the poller: the socket is webjob's)
+            one[1].cancel()  # (off the poller: the socket is jobs's)
             held.append(one[0])
         del _waiting[:]
-        if web.job is None:
+        if core.job is None:
             for s in held:
                 s.close()
             del held[:]
             self.s.close()
         else:
-            web.ls = self.s
+            core.ls = self.s
 
 
 def _readable(s):
@@ -195,7 +195,7 @@ def _accept(ls):
                     _waiting.remove(one)
                     raise
         except Exception as e:  # MemoryError too: this connection only
-            print("acupdate web: connection refused:", web.msg(e))
+            print("acupdate web: connection refused:", core.msg(e))
             if s:
                 s.close()
             s = None
@@ -234,9 +234,9 @@ async def _wait(one):
         while s:
             try:
                 if not await conn(s, i):
-                    return  # (an upload: its buffer goes on with it to webjob)
+                    return  # (an upload: its buffer goes on with it to jobs)
             except Exception as e:  # MemoryError before its request was read: this one only
-                print("acupdate web: connection refused:", web.msg(e))
+                print("acupdate web: connection refused:", core.msg(e))
                 _refuse(s)
                 gc.collect()
             s = None
@@ -285,15 +285,15 @@ async def watch():
     their Source.fill() turns that into an OSError; close the connections that have sent
     nothing for idle_ms."""
     while True:
-        await asyncio.sleep_ms(min(1000, web.idle_ms // 2))
+        await asyncio.sleep_ms(min(1000, core.idle_ms // 2))
         now = time.ticks_ms()
         for src in _users:
-            if src and src.t is not None and time.ticks_diff(now, src.t) > web.idle_ms:
+            if src and src.t is not None and time.ticks_diff(now, src.t) > core.idle_ms:
                 src.t = None
-                src.late = web.idle_ms  # Source.fill() says so
+                src.late = core.idle_ms  # Source.fill() says so
                 src.task.cancel()
         for one in _waiting:
-            if one[1] is not None and time.ticks_diff(now, one[2]) > web.idle_ms:
+            if one[1] is not None and time.ticks_diff(now, one[2]) > core.idle_ms:
                 _waiting.remove(one)
                 one[1].cancel()
                 one[0].close()
@@ -332,7 +332,7 @@ async def conn(s, i):
             elif name == b"content-type":
                 ctype = v.decode()
             elif name == b"authorization":
-                cred = web.basic(v)
+                cred = core.basic(v)
             elif name == b"expect":
                 cont = v.lower() == b"100-continue"
             elif name == b"transfer-encoding":
@@ -347,13 +347,13 @@ async def conn(s, i):
         src.left = length - have
         await _route(src, w, (line[0], line[1].split(b"?")[0], ctype, cred, cont))
     except Exception as e:  # a browser gone or garbage in: answer if possible, keep serving
-        print("acupdate web: request failed:", web.msg(e))
+        print("acupdate web: request failed:", core.msg(e))
         gc.collect()
         try:
             if isinstance(e, MemoryError):  # the board's overload, not the request's fault:
                 w.s.write(_BUSY)  # the answer that needs no heap
             else:
-                await page("message", w, b"400 Bad Request", "Bad request", web.msg(e))
+                await page("message", w, b"400 Bad Request", "Bad request", core.msg(e))
             _discard(w.s)
         except Exception:
             pass
@@ -369,10 +369,10 @@ async def conn(s, i):
 
 
 async def page(fn, *args):
-    """Call webpage.fn(*args)."""
-    from . import webpage
+    """Call pages.fn(*args)."""
+    from . import pages
 
-    await getattr(webpage, fn)(*args)
+    await getattr(pages, fn)(*args)
 
 
 async def _room():
@@ -389,11 +389,11 @@ async def _room():
 
 
 async def _route(src, w, head):
-    if web.auth is not None and head[3] != web.auth:
+    if core.auth is not None and head[3] != core.auth:
         return await page("refuse", src, w, head, 401)
     path = head[1]
-    if path == web.PROGRESS:
-        return await web.send(w, *web.progress())
+    if path == core.PROGRESS:
+        return await core.send(w, *core.progress())
     code = 404
     for line in _ROUTES.split(b"\n"):
         m, p, mod, fn = line.split()

@@ -1,11 +1,11 @@
-# acupdate.multipart: a multipart/form-data body (RFC 7578) read part by part from a
-# websrc.Source (a stream read through one fixed buffer, never past the Content-Length).
+# acupdate.web.multipart: a multipart/form-data body (RFC 7578) read part by part from a
+# source.Source (a stream read through one fixed buffer, never past the Content-Length).
 # A part's data comes out as memoryview slices of that buffer, never copied or gathered:
 # only bytes that could still be the start of the next delimiter ("\r\n--" + boundary)
 # are held back until more arrive.
 from micropython import const
 
-from .websrc import find as _find
+from .source import find as _find
 
 MAX_BOUNDARY = const(70)  # RFC 2046
 MAX_PART_HEADERS = const(16)
