@@ -47,9 +47,20 @@ def serve(port=80, user=None, password=None, host="0.0.0.0", update_server=None,
         _calm(keep + ["acupdate.web.source"] if j[0] == "upload" else keep)  # its Source goes on
         from . import jobs
 
-        jobs.run(j, port, host)
+        jobs.run(j, port, host, _job)
         jobs = j = None
         _calm(keep)
+
+
+def _job(kind):
+    # The function that does a job of `kind` (core.step_aside's), its module imported now.
+    if kind == "upload":
+        from .upload import job
+    elif kind == "query":
+        from .query import job
+    else:
+        from .install import job
+    return job
 
 
 def _calm(keep):

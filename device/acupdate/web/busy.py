@@ -3,6 +3,7 @@
 # by acupdate.web.jobs (the server stepped aside) and acupdate.web.httpd (the board restarting
 # into a new image), then dropped.
 from . import core
+from .source import drain
 
 # The page of the answers given while an update runs: no page module, the heap is the
 # update's. Its <div id=res> is what the upload page's script shows.
@@ -25,6 +26,14 @@ def conflicting():
             core.st.size,
         )
     return b"409 Conflict", (_BARE, why.encode(), b"</p>")
+
+
+async def conflict(src, w, head):
+    """409 for a second update while the web server runs (the board restarting into the
+    last one; during an update the server is closed and acupdate.web.jobs answers)."""
+    if not head[4]:
+        await drain(src)
+    await core.send(w, *conflicting())
 
 
 def unavailable():

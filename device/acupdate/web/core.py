@@ -31,6 +31,30 @@ held = []  # type: list  # connections the server accepted that had sent nothing
 idle_ms = 20000  # a browser silent this long is dropped
 
 
+def busy():
+    """An update runs, or one was installed and the board is about to restart."""
+    return st.busy or st.status == "SUCCESS" or job is not None
+
+
+def begin(kind, name):
+    """An update begins: st says so from now on."""
+    st.busy = True
+    st.kind = kind
+    st.status = "START"
+    st.name = name
+    st.amount = st.size = 0
+    st.error = st.text = ""
+
+
+def step_aside(kind, arg):
+    """Close the server for a job: acupdate.web.serve() has acupdate.web.jobs.run() do it
+    (`kind`: "upload", "query" or "install"; `arg`: the job's), then starts the server
+    again."""
+    global job
+    job = (kind, arg)
+    srv.close()
+
+
 def msg(e):
     """An exception's text for a person."""
     a = e.args[0] if e.args else type(e).__name__

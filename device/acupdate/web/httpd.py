@@ -18,7 +18,7 @@ import time
 from micropython import const
 
 from . import core
-from .source import DRAIN_MAX, Source, drain, find
+from .source import DRAIN_MAX, Source, find
 
 BUF = const(512)  # per connection: request head lines, then the multipart parser
 MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
@@ -29,14 +29,8 @@ _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
     b"Retry-After: 1\r\nConnection: close\r\n\r\nThe board is busy: try again.\r\n"
 )
-# One route a line: method, path, module, its handler(src, w, head); head: (method, path,
-# content type, Authorization, Expect: 100-continue).
-_ROUTES = b"""GET / web.home home
-GET /update web.form form
-POST /update web.httpd upload
-GET /_ac/update web.menu menu
-POST /_ac/update_act web.menu act
-GET /_ac/update_result web.pages result"""
+# The paths the routes serve (another method on one of them: 405).
+_PATHS = (b"/", b"/update", b"/_ac/update", b"/_ac/update_act", b"/_ac/update_result")
 
 
 _active = 0  # requests and tasks using the per-request modules
@@ -53,48 +47,17 @@ async def upload(src, w, head):
     """POST /update: refused here (409, 411, 413), else the browser's connection is handed
     to acupdate.web.jobs, which reads the upload with the server closed (web.serve)."""
     n = src.length
-    if busy():
+    if core.busy():
+        from .busy import conflict
+
         return await conflict(src, w, head)
     if n <= 0 or n > DRAIN_MAX:
-        return await page("refuse", src, w, head, 411 if n <= 0 else 413)
-    begin("upload", "")
+        return await _refusal(src, w, head, 411 if n <= 0 else 413)
+    core.begin("upload", "")
     sock = w.s
     w.s = None  # the connection is jobs's now (its close() here closes nothing)
     src.s = src.task = None  # nothing of asyncio's goes with it
-    step_aside("upload", (src, sock, head))
-
-
-async def conflict(src, w, head):
-    """409 for a second update (while the board restarts into the last one: during an
-    update this server is closed and acupdate.web.jobs answers)."""
-    if not head[4]:
-        await drain(src)
-    from .busy import conflicting
-
-    await core.send(w, *conflicting())
-
-
-def begin(kind, name):
-    """An update begins: core.st says so from now on."""
-    st = core.st
-    st.busy = True
-    st.kind = kind
-    st.status = "START"
-    st.name = name
-    st.amount = st.size = 0
-    st.error = st.text = ""
-
-
-def busy():
-    """An update runs, or one was installed and the board is about to restart."""
-    return core.st.busy or core.st.status == "SUCCESS" or core.job is not None
-
-
-def step_aside(kind, arg):
-    """Close the server for a job: acupdate.web.serve() runs acupdate.web.<kind>.job(arg, ...) (see
-    acupdate.web.jobs), then starts the server again."""
-    core.job = (kind, arg)
-    core.srv.close()
+    core.step_aside("upload", (src, sock, head))
 
 
 def enter():
@@ -120,14 +83,19 @@ async def serve(*args):
 
 
 async def start(port=80, user=None, password=None, host="0.0.0.0", update_server=None, idle=20):
-    """The server, started in a running asyncio loop (serve()'s): a Server."""
-    from . import start
+    """The server, started in a running asyncio loop (serve()'s): a Server, with the idle
+    watchdog."""
+    from .start import listen
 
     try:
-        core.srv = await start.start(port, user, password, host, update_server, idle)
-        return core.srv
+        ls = listen(port, user, password, host, update_server, idle)
     finally:
         core.drop("web.start", clear=True)
+    core.srv = Server(ls)
+    asyncio.create_task(watch())
+    await asyncio.sleep(0)  # its accept loop waits on the socket: close() may cancel it
+    print("acupdate web: serving on http://%s:%d/" % (host, port))
+    return core.srv
 
 
 class Server:
@@ -353,7 +321,9 @@ async def conn(s, i):
             if isinstance(e, MemoryError):  # the board's overload, not the request's fault:
                 w.s.write(_BUSY)  # the answer that needs no heap
             else:
-                await page("message", w, b"400 Bad Request", "Bad request", core.msg(e))
+                from .pages import message
+
+                await message(w, b"400 Bad Request", "Bad request", core.msg(e))
             _discard(w.s)
         except Exception:
             pass
@@ -368,11 +338,11 @@ async def conn(s, i):
     return src.s is not None
 
 
-async def page(fn, *args):
-    """Call pages.fn(*args)."""
-    from . import pages
+async def _refusal(src, w, head, code):
+    # The refusal page of `code` (401, 404, 405, 411, 413): acupdate.web.pages.refuse.
+    from .pages import refuse
 
-    await getattr(pages, fn)(*args)
+    await refuse(src, w, head, code)
 
 
 async def _room():
@@ -390,31 +360,54 @@ async def _room():
 
 async def _route(src, w, head):
     if core.auth is not None and head[3] != core.auth:
-        return await page("refuse", src, w, head, 401)
+        return await _refusal(src, w, head, 401)
     path = head[1]
     if path == core.PROGRESS:
         return await core.send(w, *core.progress())
-    code = 404
-    for line in _ROUTES.split(b"\n"):
-        m, p, mod, fn = line.split()
-        if p == path:
-            if m == head[0]:
-                mod = "acupdate." + mod.decode()
-                gc.collect()  # the handler's code goes to the lowest free space: less scatter
-                try:
-                    __import__(mod)
-                except MemoryError:
-                    if not await _room():
-                        raise
-                    __import__(mod)
-                fn = getattr(sys.modules[mod], fn.decode())
-                if head[0] != b"GET":
-                    return await fn(src, w, head)
-                try:  # (a page is written whole at its end: a MemoryError comes before)
-                    return await fn(src, w, head)
-                except MemoryError:
-                    if not await _room():
-                        raise
-                    return await fn(src, w, head)
-            code = 405
-    await page("refuse", src, w, head, code)
+    gc.collect()  # the handler's code goes to the lowest free space: less scatter
+    try:
+        fn = _handler(head[0], path)
+    except MemoryError:
+        if not await _room():
+            raise
+        fn = _handler(head[0], path)
+    if fn is None:
+        return await _refusal(src, w, head, 405 if path in _PATHS else 404)
+    if head[0] != b"GET":
+        return await fn(src, w, head)
+    try:  # (a page is written whole at its end: a MemoryError comes before)
+        return await fn(src, w, head)
+    except MemoryError:
+        if not await _room():
+            raise
+        return await fn(src, w, head)
+
+
+def _handler(method, path):
+    # The handler(src, w, head) of `method` `path`, its module imported now (leave() drops
+    # it after the request), or None.
+    if method == b"GET":
+        if path == b"/":
+            from .home import home
+
+            return home
+        if path == b"/update":
+            from .form import form
+
+            return form
+        if path == b"/_ac/update":
+            from .menu import menu
+
+            return menu
+        if path == b"/_ac/update_result":
+            from .pages import result
+
+            return result
+    elif method == b"POST":
+        if path == b"/update":
+            return upload
+        if path == b"/_ac/update_act":
+            from .menu import act
+
+            return act
+    return None

@@ -1,14 +1,13 @@
 # acupdate.web.jobs: the updates, done while the web server is closed (web.serve): asyncio
 # and the request modules are out of the heap, which the update's code has. A job is
-# (module, argument): acupdate.<module>.job(argument, listening socket) does it:
-# upload (a browser's upload, read from the connection the server handed over),
-# query (the UPDATE menu's catalog page), install (its install from the update
-# server). Meanwhile the other browsers' requests are answered on the server's port between
-# two reads (answer()), as AutoConnect's update answers them with handleClient(): the
-# progress, and (acupdate.web.busy, loaded for it) 409 for a second update, 503 for a page.
+# (kind, argument); the job(argument, listening socket) of acupdate.web.<kind> does it:
+# upload (a browser's upload, read from the connection the server handed over), query (the
+# UPDATE menu's catalog page), install (its install from the update server). Meanwhile the
+# other browsers' requests are answered on the server's port between two reads (answer()),
+# as AutoConnect's update answers them with handleClient(): the progress, and
+# (acupdate.web.busy, loaded for it) 409 for a second update, 503 for a page.
 import gc
 import socket
-import sys
 
 from micropython import const
 
@@ -41,8 +40,10 @@ def complete(coro):
     raise OSError("a page waited on a closed server")
 
 
-def run(job, port, host):
-    """Do `job` for the server on `host`:`port`."""
+def run(job, port, host, find):
+    """Do `job` (kind, argument: core.step_aside's) for the server on `host`:`port`;
+    find(kind) imports the job's module and gives its job(argument, listening socket)
+    (acupdate.web's _job: upload, query or install)."""
     from .. import loaded, unload
 
     before = loaded()
@@ -54,9 +55,7 @@ def run(job, port, host):
             ls.bind(socket.getaddrinfo(host, port)[0][-1])
             ls.listen(8)
             ls.setblocking(False)
-        m = "acupdate.web." + job[0]
-        __import__(m)
-        sys.modules[m].job(job[1], ls)
+        find(job[0])(job[1], ls)
     except Exception as e:  # MemoryError too: the server comes back all the same
         print("acupdate web: %s failed: %s" % (job[0], core.msg(e)))
         if core.st.busy:

@@ -3,28 +3,28 @@
 # progress page here, then acupdate.web.install) hand the work with the update server to a
 # job (acupdate.web.jobs), done with the web server closed (web.serve), so that the agent's
 # code has the heap asyncio and the requests took.
-from . import core, httpd
+from . import core
 
 
-async def _page(fn, *args):
-    # menupages.fn(*args), on a collected heap.
+def _pages():
+    # acupdate.web.menupages, imported on a collected heap.
     import gc
 
     gc.collect()
     from . import menupages
 
-    await getattr(menupages, fn)(*args)
+    return menupages
 
 
 async def menu(src, w, head):
     """GET /_ac/update: the catalog page, answered by query on this connection."""
-    if httpd.busy():
-        return await _page(
-            "catalog", w, where(), "An update is running: see its progress, then come back."
+    if core.busy():
+        return await _pages().catalog(
+            w, where(), "An update is running: see its progress, then come back."
         )
     sock = w.s
     w.s = None  # the connection is jobs's now (its close() here closes nothing)
-    httpd.step_aside("query", sock)
+    core.step_aside("query", sock)
 
 
 def where():
@@ -37,10 +37,14 @@ async def act(src, w, head):
     the install, by install (which first looks the entry up in the catalog: still
     there? its size, for an image sent without a Content-Length, and its sha256, checked
     too)."""
-    if httpd.busy():
-        return await httpd.conflict(src, w, head)
+    if core.busy():
+        from .busy import conflict
+
+        return await conflict(src, w, head)
     if src.length > 512:
-        return await httpd.page("refuse", src, w, head, 413)
+        from .pages import refuse
+
+        return await refuse(src, w, head, 413)
     while src.n - src.p < src.length:
         if not await src.fill():
             raise ValueError("the form ends early")
@@ -50,16 +54,17 @@ async def act(src, w, head):
         if k == b"bin":
             name = _unquote(v)
     if not name:
-        return await httpd.page(
-            "message",
+        from .pages import message
+
+        return await message(
             w,
             b"400 Bad Request",
             "No image chosen",
             "Choose a firmware image, then UPDATE.",
         )
-    await _page("started", w, name, where())
-    httpd.begin("server", name)
-    httpd.step_aside("install", name)
+    await _pages().started(w, name, where())
+    core.begin("server", name)
+    core.step_aside("install", name)
 
 
 def _unquote(v):

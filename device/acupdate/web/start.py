@@ -2,12 +2,11 @@
 # while the heap is still in one piece, the listening socket and its httpd.Server, the
 # idle watchdog.
 # Its code is dropped again once started.
-import asyncio
-
-from . import core, httpd
+from . import core
 
 
-async def start(port, user, password, host, update_server, idle):
+def listen(port, user, password, host, update_server, idle):
+    """The settings taken (core), the listening socket (non-blocking)."""
     if (user is None) != (password is None):
         raise ValueError("give both user and password for basic auth, or neither")
     if not 0 < idle <= 3600:
@@ -31,11 +30,7 @@ async def start(port, user, password, host, update_server, idle):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(socket.getaddrinfo(host, port)[0][-1])
     ls.listen(8)  # pending connections (the network stack's memory, not the heap)
-    srv = httpd.Server(ls)
-    asyncio.create_task(httpd.watch())
-    await asyncio.sleep(0)  # its accept loop waits on the socket: close() may cancel it
-    print("acupdate web: serving on http://%s:%d/" % (host, port))
-    return srv
+    return ls
 
 
 # Every module the server loads later (pages, the upload, the UPDATE menu's work with the
