@@ -9,6 +9,7 @@ the next authenticated request gets 200 without a reset."""
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -254,6 +255,45 @@ def slow_get(port: int, pause: float) -> bytes:
         return out
     finally:
         s.close()
+
+
+def drip(port: int) -> bytes:
+    """A slow-loris client: its request's head a byte every 0.25 s, never ending (a header
+    line after another), until the board answers or closes the connection; what came."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = b"GET / HTTP/1.1\r\n" + b"X-Drip: a\r\n" * 1000
+    try:
+        s.sendall(head[:1])  # at once: not a silent connection (those are evicted for room)
+        for i in range(1, len(head)):
+            if select.select([s], [], [], 0.25)[0]:  # (the 0.25 s is the client's pace)
+                break
+            s.sendall(head[i : i + 1])
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+    except OSError:  # reset: the board closed while a byte was on its way
+        return b""
+    finally:
+        s.close()
+
+
+def test_slow_loris_heads_end_at_the_deadline_and_others_are_served(board):
+    # (on c29d420, four such clients held the four connection buffers for as long as they
+    # dripped, and the next request waited past its 30 s timeout)
+    wb = WebBoard(board, user="admin", password="s3cret", idle=2)
+    try:
+        assert_serves(wb)
+        with ThreadPoolExecutor(4) as pool:
+            drips = [pool.submit(drip, wb.port) for _ in range(4)]
+            assert_serves(wb)  # (its client gives up after 30 s)
+            for d in drips:
+                d.result(timeout=60)  # each ended: answered or closed by the board
+        said = "request failed: the request head took more than 2000 ms"
+        assert wb.running.wait_count(said, 4, 30), wb.running.output
+        assert_serves(wb)
+    finally:
+        wb.stop()
 
 
 def cut_upload(wb: WebBoard, image: bytes):

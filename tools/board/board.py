@@ -517,6 +517,15 @@ class Running:
                 and want in self._out
             )
 
+    def wait_count(self, text: str, n: int, timeout: float = 30) -> bool:
+        """Wait until the board has printed `text` `n` times or more (False on timeout or if
+        it stopped)."""
+        want = text.encode()
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._out.count(want) >= n or self.ended, timeout
+            ) and (self._out.count(want) >= n)
+
     def wait(self, timeout: float = 120) -> RunResult:
         try:
             self.proc.wait(timeout)

@@ -25,7 +25,8 @@ def serve(port=80, user=None, password=None, host="0.0.0.0", update_server=None,
 
     user, password: HTTP basic auth for every page. update_server: for the UPDATE menu, a
     URL ('http://host:8000/path'), a Config, or None for /acupdate.json's "server".
-    idle: seconds a browser may stay silent before its connection is dropped.
+    idle: seconds a browser may stay silent, or take to send its request's head, before its
+    connection is dropped.
 
     Every update (an upload; the UPDATE menu's catalog page and install) runs with the
     server closed: asyncio and the request modules leave the heap, synchronous code does it

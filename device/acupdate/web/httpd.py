@@ -249,17 +249,25 @@ def _discard(s):
 
 
 async def watch():
-    """Cancel the reads of connections silent for idle_ms (a browser gone without a word):
-    their Source.fill() turns that into an OSError; close the connections that have sent
-    nothing for idle_ms."""
+    """Cancel the reads of connections silent for idle_ms (a browser gone without a word),
+    and of request heads not complete idle_ms after their first byte (a client that sends
+    its head a byte at a time keeps a connection buffer, whose number is bounded): their
+    Source.fill() turns that into an OSError; close the connections that have sent nothing
+    for idle_ms."""
     while True:
         await asyncio.sleep_ms(min(1000, core.idle_ms // 2))
         now = time.ticks_ms()
         for src in _users:
-            if src and src.t is not None and time.ticks_diff(now, src.t) > core.idle_ms:
-                src.t = None
+            if not src or src.t is None:
+                continue
+            if time.ticks_diff(now, src.t) > core.idle_ms:
                 src.late = core.idle_ms  # Source.fill() says so
-                src.task.cancel()
+            elif src.left < 0 and time.ticks_diff(now, src.t0) > core.idle_ms:  # in the head
+                src.late = -core.idle_ms
+            else:
+                continue
+            src.t = None
+            src.task.cancel()
         for one in _waiting:
             if one[1] is not None and time.ticks_diff(now, one[2]) > core.idle_ms:
                 _waiting.remove(one)
@@ -274,6 +282,7 @@ async def conn(s, i):
     the request was read."""
     w = asyncio.StreamReader(s)
     src = Source(w, _bufs[i])
+    src.t0 = time.ticks_ms()
     src.task = asyncio.current_task()
     enter()
     _users[i] = src

@@ -24,7 +24,10 @@ class Source:
     def __init__(self, stream, buf):
         self.task = None  # the asyncio task reading (for httpd.watch)
         self.t = None  # when the read under way began (None: not reading)
-        self.late = 0  # the idle time after which watch() cancelled the read, in ms
+        self.t0 = 0  # when the request's first byte was read (httpd.conn sets it)
+        # why watch() cancelled the read: idle_ms in ms, silent that long; its negative, the
+        # request's head not complete that long after its first byte
+        self.late = 0
         self.s = stream
         self.b = buf
         self.mv = memoryview(buf)
@@ -54,7 +57,9 @@ class Source:
             k = await self.s.readinto(mv[n : n + room])
         except BaseException as e:  # noqa: B036 (asyncio's CancelledError is not an Exception)
             self.left = 0  # the stream failed: nothing more is read from it
-            if self.late:  # httpd.watch cancelled it
+            if self.late < 0:  # httpd.watch cancelled it
+                raise OSError("the request head took more than %d ms" % -self.late)
+            if self.late:
                 raise OSError("the browser sent nothing for %d ms" % self.late)
             raise e
         finally:
