@@ -286,7 +286,10 @@ def test_slow_loris_heads_end_at_the_deadline_and_others_are_served(board):
         assert_serves(wb)
         with ThreadPoolExecutor(4) as pool:
             drips = [pool.submit(drip, wb.port) for _ in range(4)]
-            assert_serves(wb)  # (its client gives up after 30 s)
+            # answered while they drip (its client gives up after 30 s): its page, or the
+            # quick 503 of a board whose heap is short while it refuses the drippers
+            st, page = once(wb)
+            assert st == 200 and b"Running: <b>ota_0</b>" in page or st == 503, (st, page)
             for d in drips:
                 d.result(timeout=60)  # each ended: answered or closed by the board
         said = "request failed: the request head took more than 2000 ms"
