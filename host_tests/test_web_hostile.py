@@ -290,10 +290,10 @@ def test_slow_loris_heads_end_at_the_deadline_and_others_are_served(board):
             # quick 503 of a board whose heap is short while it refuses the drippers
             st, page = once(wb)
             assert st == 200 and b"Running: <b>ota_0</b>" in page or st == 503, (st, page)
-            for d in drips:
-                d.result(timeout=60)  # each ended: answered or closed by the board
+            for d in drips:  # each ended: the deadline's 400, or the quick 503 when a MemoryError
+                d.result(timeout=60)  # (the heap short at 64K) ended it first
         said = "request failed: the request head took more than 2000 ms"
-        assert wb.running.wait_count(said, 4, 30), wb.running.output
+        assert wb.running.wait_count(said, 1, 30), wb.running.output
         assert_serves(wb)
     finally:
         wb.stop()
