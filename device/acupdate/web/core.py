@@ -73,6 +73,12 @@ def basic(v):
     return b"Basic " + v[6:].strip() if v[:6].lower() == b"basic " else v
 
 
+# The answer when the board cannot serve a request now (too many connections waiting, or
+# the heap short): no page module, no allocation.
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nThe board is busy: try again.\r\n"
+)
 PROGRESS = b"/_ac/update_progress"
 UNAUTHORIZED = "This board's update pages need the right user name and password."
 

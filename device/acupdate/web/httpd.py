@@ -23,12 +23,6 @@ from .source import DRAIN_MAX, Source, find
 BUF = const(512)  # per connection: request head lines, then the multipart parser
 MAX_CONN = const(4)  # connections served at once (their cost is bounded: a flood waits)
 MAX_WAIT = const(4)  # connections accepted and waiting for their first bytes or a buffer
-# The answer when the board cannot serve a request now (too many connections waiting, or
-# the heap short): no page module, no allocation.
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
-    b"Retry-After: 1\r\nConnection: close\r\n\r\nThe board is busy: try again.\r\n"
-)
 # The paths the routes serve (another method on one of them: 405).
 _PATHS = (b"/", b"/update", b"/_ac/update", b"/_ac/update_act", b"/_ac/update_result")
 
@@ -230,7 +224,7 @@ def _take():
 def _refuse(s):
     # 503 on a fresh non-blocking socket (its send buffer is empty): no task, no buffer.
     try:
-        s.write(_BUSY)
+        s.write(core.BUSY)
     except OSError:
         pass
     _discard(s)
@@ -328,7 +322,7 @@ async def conn(s, i):
         gc.collect()
         try:
             if isinstance(e, MemoryError):  # the board's overload, not the request's fault:
-                w.s.write(_BUSY)  # the answer that needs no heap
+                w.s.write(core.BUSY)  # the answer that needs no heap
             else:
                 from .pages import message
 

@@ -15,6 +15,8 @@ from . import core
 
 _LINES = const(64)  # request head lines read at most
 _TIMEOUT = const(2)  # seconds a browser has for its request head
+_LINE = const(256)  # bytes of a request head's line kept
+_DROP = const(64)  # bytes a refused body is read and dropped by
 
 
 class Out:
@@ -138,26 +140,37 @@ def _serve(c):
         _one(c)
     except Exception as e:  # a browser gone or garbage in: the update goes on
         print("acupdate web: request failed:", core.msg(e))
+        if isinstance(e, MemoryError):  # the heap short: the answer that needs none
+            try:
+                c.write(core.BUSY)
+            except OSError:
+                pass
     c.close()
 
 
-def _line(c):
-    # A line of the request head, at most 256 bytes of it (the rest is read and dropped).
-    h = c.readline(256)
-    t = h
-    while t and t[-1] != 10:
-        t = c.readline(256)
-    return h
+def _line(c, one):
+    # The next line of the request head, at most _LINE bytes of it (the rest is read and
+    # dropped), without its LF; read a byte at a time through `one` (a 1-byte buffer). No
+    # buffer of _LINE bytes is allocated: while an update runs, the heap is in pieces, and a
+    # 257-byte one (readline(256)'s) once found no room at 64K, the request closed unanswered.
+    line = bytearray()
+    while c.readinto(one):
+        if one[0] == 10:
+            break
+        if len(line) < _LINE:
+            line.append(one[0])
+    return bytes(line)
 
 
 def _one(c):
-    line = _line(c).split()
+    one = bytearray(1)
+    line = _line(c, one).split()
     if len(line) != 3:
         raise ValueError("bad HTTP request line")
     cred = None
     length = 0
     for _ in range(_LINES):
-        h = _line(c)
+        h = _line(c, one)
         if not h.strip():
             break
         k, _, v = h.partition(b":")
@@ -177,9 +190,9 @@ def _one(c):
         a = core.progress()
     else:  # rare during an update: their module comes for the answer, and goes
         if line[0] == b"POST" and length <= 16777216:  # (source.DROP_MAX) so that the
-            b = memoryview(bytearray(256))  # browser gets the answer
-            while length > 0:  # (a blocking readinto fills all it is given)
-                n = c.readinto(b[: min(length, 256)])
+            b = bytearray(_DROP)  # browser gets the answer (a blocking readinto fills all
+            while length > 0:  # it is given)
+                n = c.readinto(b, min(length, _DROP))
                 if not n:
                     break
                 length -= n
