@@ -345,7 +345,7 @@ def test_two_uploads_started_together_one_200_one_409(web, image_big, image_v2):
 
 
 def test_the_home_page_reads_the_version_as_ota_image_does(agent_board):
-    # webhome.version() reads the app descriptor itself (GET / does not load ota.image)
+    # web.home.version() reads the app descriptor itself (GET / does not load ota.image)
     heads = [
         build_app(version="1.0.0", size=4096)[:80],
         build_app(version="", size=4096)[:80],

@@ -17,7 +17,7 @@ from mpy_helpers import run_mpy
 DRIVER = """
 import asyncio, binascii, json, sys
 from acupdate.web import multipart
-from acupdate.web import source as websrc
+from acupdate.web.source import Source
 
 class Feed:
     def __init__(self, data, sizes):
@@ -34,7 +34,7 @@ class Feed:
 
 async def parse(c):
     data = binascii.unhexlify(c["body"])
-    src = websrc.Source(Feed(data, c["chunks"]), bytearray(c["buf"]))
+    src = Source(Feed(data, c["chunks"]), bytearray(c["buf"]))
     src.length = src.left = c["length"]
     mp = multipart.Multipart(src, multipart.boundary(c["ctype"]))
     out = []
@@ -250,12 +250,12 @@ def test_random_forms_in_random_chunks(tmp_path, seed):
 def test_find_fallback_matches_bytearray_find(tmp_path):
     p = run_mpy(
         """
-        from acupdate.web import source as websrc
+        from acupdate.web.source import find
         b = bytearray(b"ab\\r\\n--XyZ\\r\\n--XyZ--")
         out = []
         for sub in (b"\\r\\n--XyZ", b"\\n", b"Q", b"--"):
             for s, e in ((0, len(b)), (3, len(b)), (0, 5), (9, 20)):
-                out.append((websrc.find(b, sub, s, e), websrc.find(memoryview(b), sub, s, e)))
+                out.append((find(b, sub, s, e), find(memoryview(b), sub, s, e)))
         print(out)
         """,
         heap="64K",

@@ -46,7 +46,7 @@ async def upload(src, w, head):
 
         return await conflict(src, w, head)
     if n <= 0 or n > DRAIN_MAX:
-        return await _refusal(src, w, head, 411 if n <= 0 else 413)
+        return await _refusal_page(src, w, head, 411 if n <= 0 else 413)
     core.begin("upload", "")
     sock = w.s
     w.s = None  # the connection is jobs's now (its close() here closes nothing)
@@ -147,7 +147,8 @@ def _accept(ls):
             s = ls.accept()[0]
             s.setblocking(False)
             if len(_waiting) >= MAX_WAIT and not _drop_idle():
-                _refuse(s)  # every waiting connection has sent its request: this one waits too long
+                # every waiting connection has sent its request: this one would wait too long
+                _refuse_busy(s)
             else:
                 one = [s, None, time.ticks_ms()]  # socket, its wait, accepted at
                 _waiting.append(one)
@@ -199,7 +200,7 @@ async def _wait(one):
                     return  # (an upload: its buffer goes on with it to jobs)
             except Exception as e:  # MemoryError before its request was read: this one only
                 print("acupdate web: connection refused:", core.msg(e))
-                _refuse(s)
+                _refuse_busy(s)
                 gc.collect()
             s = None
             for one in _waiting:
@@ -221,7 +222,7 @@ def _take():
     return -1
 
 
-def _refuse(s):
+def _refuse_busy(s):
     # 503 on a fresh non-blocking socket (its send buffer is empty): no task, no buffer.
     try:
         s.write(core.BUSY)
@@ -232,7 +233,7 @@ def _refuse(s):
 
 
 def _discard(s):
-    # Read and drop what a refused request sent so far (at most 16 reads): closing a socket
+    # Read and drop what a refused request sent so far (at most 32 reads): closing a socket
     # with unread bytes resets the connection, and the browser may lose the answer.
     try:
         for _ in range(32):
@@ -341,7 +342,7 @@ async def conn(s, i):
     return src.s is not None
 
 
-async def _refusal(src, w, head, code):
+async def _refusal_page(src, w, head, code):
     # The refusal page of `code` (401, 404, 405, 411, 413): acupdate.web.pages.refuse.
     from .pages import refuse
 
@@ -363,7 +364,7 @@ async def _room():
 
 async def _route(src, w, head):
     if core.auth is not None and head[3] != core.auth:
-        return await _refusal(src, w, head, 401)
+        return await _refusal_page(src, w, head, 401)
     path = head[1]
     if path == core.PROGRESS:
         return await core.send(w, *core.progress())
@@ -375,7 +376,7 @@ async def _route(src, w, head):
             raise
         fn = _handler(head[0], path)
     if fn is None:
-        return await _refusal(src, w, head, 405 if path in _PATHS else 404)
+        return await _refusal_page(src, w, head, 405 if path in _PATHS else 404)
     if head[0] != b"GET":
         return await fn(src, w, head)
     try:  # (a page is written whole at its end: a MemoryError comes before)
