@@ -275,15 +275,20 @@ def test_second_upload_while_one_runs_gets_409(web, image_big, image_v2):
     assert web.running.wait(30).reset == "hard"
 
 
-def test_stalled_upload_is_dropped_and_the_slot_freed(board, image_big):
-    wb = WebBoard(board, idle=1)
+# 62K: the margin under the promise. After an update job the server serves its pages from a
+# heap in pieces; with a 668-byte constant (progressbar.JS) GET /update failed at 62K every
+# time, and at 64K now and then on a busy machine (the pieces depend on the job's timing).
+@pytest.mark.parametrize("heap", [HEAP, "62K"])
+def test_stalled_upload_is_dropped_and_the_slot_freed(board, image_big, heap):
+    wb = WebBoard(board, heap, idle=1)
     try:
         s, _ = wb.raw_upload_start(image_big, send=100_000)  # and then nothing more
         p = wb.wait_progress(lambda p: p["status"] == "FAIL", timeout=15)
         assert p["error"] == "the browser sent nothing for 1000 ms"
         s.close()
         assert board.flash.boot_partition().label == "ota_0"
-        assert wb.request("GET", "/update")[0] == 200
+        st, _, page = wb.request("GET", "/update")
+        assert st == 200, (page, wb.running.output[-2000:])
     finally:
         wb.stop()
 

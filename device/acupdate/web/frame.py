@@ -11,12 +11,14 @@ _HEAD = (
 _STYLE = (
     b"</title><style>body{font-family:sans-serif;max-width:36em;margin:0 auto;padding:1em;"
     b"color:#222}nav{background:#2f4f4f;padding:.5em;border-radius:4px}nav a{color:#fff;"
-    b"margin-right:1.2em;text-decoration:none}h1{font-size:1.3em;color:#2f4f4f}table{width:100%;"
+    b"margin-right:1.2em;text-decoration:none}",
+    b"h1{font-size:1.3em;color:#2f4f4f}table{width:100%;"
     b"border-collapse:collapse}td,th{text-align:left;padding:.35em;border-bottom:1px solid #ddd}"
-    b"progress{width:100%;height:1.5em}button{padding:.5em 1.6em;font-size:1em}.ok{color:#060}"
+    b"progress{width:100%;height:1.5em}",
+    b"button{padding:.5em 1.6em;font-size:1em}.ok{color:#060}"
     b".err{color:#b00}.note{color:#666;font-size:.9em}input{margin:.3em 0}</style></head><body>"
     b'<nav><a href="/">acupdate</a><a href="/_ac/update">UPDATE</a><a href="/update">Upload'
-    b"</a></nav><h1>"
+    b"</a></nav><h1>",
 )
 
 
@@ -32,4 +34,4 @@ def esc(s):
 
 def page(title, *body):
     t = esc(title)
-    return (_HEAD, t, _STYLE, t, b"</h1>") + body + (b"</body></html>",)
+    return (_HEAD, t) + _STYLE + (t, b"</h1>") + body + (b"</body></html>",)

@@ -6,9 +6,9 @@ from . import core
 
 _WATCH_JS = (
     b"var T=setInterval(function(){poll().then(function(p){if(p.status=='SUCCESS'||"
-    b"p.status=='FAIL'||p.status=='NOAVAIL'){clearInterval(T);fetch('/_ac/update_result',"
+    b"p.status=='FAIL'||p.status=='NOAVAIL'){clearInterval(T);fetch('/_ac/update_result',",
     b"{cache:'no-store'}).then(function(r){return r.text()}).then(put)}}).catch("
-    b"function(){})},250)</script>"
+    b"function(){})},250)</script>",
 )
 
 
@@ -71,7 +71,7 @@ async def started(w, name, url):
             frame.esc(url),
             b"</p>",
             progressbar.BAR,
-            progressbar.JS,
-            _WATCH_JS,
+            *progressbar.JS,
+            *_WATCH_JS,
         ),
     )

@@ -6,11 +6,12 @@ BAR = b'<progress id="bar" max="100" value="0"></progress><p id="st"></p><div id
 JS = (
     b"<script>var B=document.getElementById('bar'),S=document.getElementById('st'),"
     b"O=document.getElementById('out');function show(p){if(p.size>0){var v=Math.min(100,"
-    b"Math.floor(p.amount*100/p.size));B.value=v;S.textContent=p.status+': '+v+' % ('+"
+    b"Math.floor(p.amount*100/p.size));B.value=v;",
+    b"S.textContent=p.status+': '+v+' % ('+"
     b"p.amount+' of '+p.size+' bytes)'}else S.textContent=p.status;return p}"
-    b"function poll(){return fetch('/_ac/update_progress',{cache:'no-store'}).then("
+    b"function poll(){return fetch('/_ac/update_progress',{cache:'no-store'}).then(",
     b"function(r){return r.json()}).then(show)}function put(t){var d=new DOMParser()."
-    b"parseFromString(t,'text/html').getElementById('res');if(!d){O.textContent=t;return}"
+    b"parseFromString(t,'text/html').getElementById('res');if(!d){O.textContent=t;return}",
     b"if(d.dataset.size)show({status:d.dataset.status,amount:+d.dataset.amount,"
-    b"size:+d.dataset.size});O.innerHTML=d.innerHTML}"
+    b"size:+d.dataset.size});O.innerHTML=d.innerHTML}",
 )
