@@ -44,12 +44,13 @@ def serve(port=80, user=None, password=None, host="0.0.0.0", update_server=None,
         asyncio = httpd = None
         if core.job is None:
             return
-        j, core.job = core.job, None
-        _calm(keep + ["acupdate.web.source"] if j[0] == "upload" else keep)  # its Source goes on
+        kind, arg = core.job, core.job_arg
+        core.job = core.job_arg = None
+        _calm(keep + ["acupdate.web.source"] if kind == "upload" else keep)  # its Source goes on
         from . import jobs
 
-        jobs.run(j, port, host, _job)
-        jobs = j = None
+        jobs.run(kind, arg, port, host, _job)
+        jobs = arg = None
         _calm(keep)
 
 

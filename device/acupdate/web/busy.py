@@ -28,10 +28,10 @@ def conflicting():
     return b"409 Conflict", (_BARE, why.encode(), b"</p>")
 
 
-async def conflict(src, w, head):
+async def conflict(src, w):
     """409 for a second update while the web server runs (the board restarting into the
     last one; during an update the server is closed and acupdate.web.jobs answers)."""
-    if not head[4]:
+    if not src.expect_continue:
         await drain(src)
     await core.send(w, *conflicting())
 

@@ -25,7 +25,8 @@ server = None  # update server: None (/acupdate.json), a URL or an acupdate.conf
 url = None  # its URL (None: none is set)
 block = None  # an update's block buffer
 srv = None  # the asyncio Server
-job = None  # for serve(), to run with the server closed: (kind, argument), see jobs.run
+job = None  # the job for serve() to run with the server closed: its kind (step_aside's)
+job_arg = None  # and its argument
 ls = None  # the listening socket, from the server to the job
 held = []  # type: list  # connections the server accepted that had sent nothing: the job's
 idle_ms = 20000  # a browser silent this long is dropped
@@ -50,8 +51,9 @@ def step_aside(kind, arg):
     """Close the server for a job: acupdate.web.serve() has acupdate.web.jobs.run() do it
     (`kind`: "upload", "query" or "install"; `arg`: the job's), then starts the server
     again."""
-    global job
-    job = (kind, arg)
+    global job, job_arg
+    job = kind
+    job_arg = arg
     srv.close()
 
 

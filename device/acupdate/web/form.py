@@ -16,7 +16,7 @@ _UPLOAD_JS = (
 )
 
 
-async def form(src, w, head):
+async def form(src, w):
     await core.send(
         w,
         frame.OK,

@@ -4,7 +4,7 @@
 from . import core, frame
 
 
-async def home(src, w, head):
+async def home(src, w):
     import esp32
 
     run = esp32.Partition(esp32.Partition.RUNNING)

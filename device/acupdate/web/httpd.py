@@ -37,21 +37,21 @@ _serving = 0  # connections being served (their tasks)
 _scratch = bytearray(256)  # what a refused request sent, read and dropped
 
 
-async def upload(src, w, head):
+async def upload(src, w):
     """POST /update: refused here (409, 411, 413), else the browser's connection is handed
     to acupdate.web.jobs, which reads the upload with the server closed (web.serve)."""
     n = src.length
     if core.busy():
         from .busy import conflict
 
-        return await conflict(src, w, head)
+        return await conflict(src, w)
     if n <= 0 or n > DRAIN_MAX:
-        return await _refusal_page(src, w, head, 411 if n <= 0 else 413)
+        return await _refusal_page(src, w, 411 if n <= 0 else 413)
     core.begin("upload", "")
-    sock = w.s
+    src.s = w.s  # the browser's socket: nothing of asyncio's goes with the request
+    src.task = None
     w.s = None  # the connection is jobs's now (its close() here closes nothing)
-    src.s = src.task = None  # nothing of asyncio's goes with it
-    core.step_aside("upload", (src, sock, head))
+    core.step_aside("upload", src)
 
 
 def enter():
@@ -286,10 +286,11 @@ async def conn(s, i):
         line = bytes(src.mv[s:e]).split(b" ")
         if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
             raise ValueError("bad HTTP request line %r" % bytes(src.mv[s:e])[:60])
+        src.method = line[0]
+        src.path = line[1].split(b"?")[0]
+        line = None
         length = 0
-        ctype = ""
         cred = b""
-        cont = False
         for _ in range(64):
             s, e = await src.line()
             if s == e:
@@ -302,11 +303,11 @@ async def conn(s, i):
             if name == b"content-length":
                 length = int(v)
             elif name == b"content-type":
-                ctype = v.decode()
+                src.ctype = v.decode()
             elif name == b"authorization":
                 cred = core.basic(v)
             elif name == b"expect":
-                cont = v.lower() == b"100-continue"
+                src.expect_continue = v.lower() == b"100-continue"
             elif name == b"transfer-encoding":
                 raise ValueError("send the request with a Content-Length, not chunked")
         else:
@@ -317,7 +318,7 @@ async def conn(s, i):
             have = length
         src.length = length
         src.left = length - have
-        await _route(src, w, (line[0], line[1].split(b"?")[0], ctype, cred, cont))
+        await _route(src, w, cred)
     except Exception as e:  # a browser gone or garbage in: answer if possible, keep serving
         print("acupdate web: request failed:", core.msg(e))
         gc.collect()
@@ -339,14 +340,14 @@ async def conn(s, i):
             await w.wait_closed()
         except Exception:
             pass
-    return src.s is not None
+    return src.s is w  # (an upload: src reads the socket itself now, in a job)
 
 
-async def _refusal_page(src, w, head, code):
+async def _refusal_page(src, w, code):
     # The refusal page of `code` (401, 404, 405, 411, 413): acupdate.web.pages.refuse.
     from .pages import refuse
 
-    await refuse(src, w, head, code)
+    await refuse(src, w, code)
 
 
 async def _room():
@@ -362,33 +363,34 @@ async def _room():
     return True
 
 
-async def _route(src, w, head):
-    if core.auth is not None and head[3] != core.auth:
-        return await _refusal_page(src, w, head, 401)
-    path = head[1]
+async def _route(src, w, cred):
+    # Serve the request whose head src holds (`cred`: its basic auth credentials).
+    if core.auth is not None and cred != core.auth:
+        return await _refusal_page(src, w, 401)
+    path = src.path
     if path == core.PROGRESS:
         return await core.send(w, *core.progress())
     gc.collect()  # the handler's code goes to the lowest free space: less scatter
     try:
-        fn = _handler(head[0], path)
+        fn = _handler(src.method, path)
     except MemoryError:
         if not await _room():
             raise
-        fn = _handler(head[0], path)
+        fn = _handler(src.method, path)
     if fn is None:
-        return await _refusal_page(src, w, head, 405 if path in _PATHS else 404)
-    if head[0] != b"GET":
-        return await fn(src, w, head)
+        return await _refusal_page(src, w, 405 if path in _PATHS else 404)
+    if src.method != b"GET":
+        return await fn(src, w)
     try:  # (a page is written whole at its end: a MemoryError comes before)
-        return await fn(src, w, head)
+        return await fn(src, w)
     except MemoryError:
         if not await _room():
             raise
-        return await fn(src, w, head)
+        return await fn(src, w)
 
 
 def _handler(method, path):
-    # The handler(src, w, head) of `method` `path`, its module imported now (leave() drops
+    # The handler(src, w) of `method` `path`, its module imported now (leave() drops
     # it after the request), or None.
     if method == b"GET":
         if path == b"/":

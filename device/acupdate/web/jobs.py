@@ -42,10 +42,10 @@ def complete(coro):
     raise OSError("a page waited on a closed server")
 
 
-def run(job, port, host, find):
-    """Do `job` (kind, argument: core.step_aside's) for the server on `host`:`port`;
-    find(kind) imports the job's module and gives its job(argument, listening socket)
-    (acupdate.web's _job: upload, query or install)."""
+def run(kind, arg, port, host, find):
+    """Do the job `kind` with its argument `arg` (core.step_aside's) for the server on
+    `host`:`port`; find(kind) imports the job's module and gives its job(arg, listening
+    socket) (acupdate.web's _job: upload, query or install)."""
     from .. import loaded, unload
 
     before = loaded()
@@ -57,9 +57,9 @@ def run(job, port, host, find):
             ls.bind(socket.getaddrinfo(host, port)[0][-1])
             ls.listen(8)
             ls.setblocking(False)
-        find(job[0])(job[1], ls)
+        find(kind)(arg, ls)
     except Exception as e:  # MemoryError too: the server comes back all the same
-        print("acupdate web: %s failed: %s" % (job[0], core.msg(e)))
+        print("acupdate web: %s failed: %s" % (kind, core.msg(e)))
         if core.st.busy:
             core.fail(core.msg(e))
             core.st.busy = False

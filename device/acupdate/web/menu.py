@@ -16,7 +16,7 @@ def _pages():
     return menupages
 
 
-async def menu(src, w, head):
+async def menu(src, w):
     """GET /_ac/update: the catalog page, answered by query on this connection."""
     if core.busy():
         return await _pages().catalog(
@@ -32,7 +32,7 @@ def where():
     return core.url or "(no update server: give serve() an update_server URL or deploy one)"
 
 
-async def act(src, w, head):
+async def act(src, w):
     """POST /_ac/update_act, field `bin`: a catalog entry's name. The progress page, then
     the install, by install (which first looks the entry up in the catalog: still
     there? its size, for an image sent without a Content-Length, and its sha256, checked
@@ -40,11 +40,11 @@ async def act(src, w, head):
     if core.busy():
         from .busy import conflict
 
-        return await conflict(src, w, head)
+        return await conflict(src, w)
     if src.length > 512:
         from .pages import refuse
 
-        return await refuse(src, w, head, 413)
+        return await refuse(src, w, 413)
     while src.n - src.p < src.length:
         if not await src.fill():
             raise ValueError("the form ends early")

@@ -6,13 +6,13 @@ from .frame import OK, esc, page  # noqa: F401 (the frame, for the pages here an
 from .source import drain
 
 
-async def refuse(src, w, head, code):
+async def refuse(src, w, code):
     """401 (wrong or no credentials), 404, 405, 411 (no length) or 413 (too large). The
     body is read first (unless the client waits for "100 Continue" or it is too large),
     so that the browser gets the answer."""
-    if not head[4]:
+    if not src.expect_continue:
         await drain(src)
-    path = head[1].decode()
+    path = src.path.decode()
     if code == 401:
         await message(
             w,
@@ -46,7 +46,7 @@ async def message(w, code, title, text, extra=b""):
     )
 
 
-async def result(src, w, head, code=OK, restart=True):
+async def result(src, w, code=OK, restart=True):
     """The outcome of the update in <div id=res>; after a success the board restarts
     once the page is sent (unless `restart` is False: the caller restarts it)."""
     st = core.st

@@ -18,8 +18,9 @@ def find(b, sub, s, e):
 
 
 class Source:
-    """Reads `stream` (its coroutine readinto()) through the bytearray `buf`: lines of the
-    head, then at most the body's Content-Length (`left`: bytes still to come)."""
+    """A request, read from `stream` (its coroutine readinto()) through the bytearray `buf`:
+    lines of the head (its fields below, set by acupdate.web.httpd.conn), then at most the
+    body's Content-Length (`left`: bytes still to come)."""
 
     def __init__(self, stream, buf):
         self.task = None  # the asyncio task reading (for httpd.watch)
@@ -35,6 +36,10 @@ class Source:
         self.n = 0  # end of the bytes in buf
         self.length = -1  # the body's Content-Length, once known
         self.left = -1  # -1: no limit yet (head)
+        self.method = b""
+        self.path = b""  # without its query
+        self.ctype = ""  # Content-Type
+        self.expect_continue = False  # the client waits for "100 Continue" to send its body
 
     async def fill(self):
         """Move the unread bytes to the front, read more after them. False at the end of

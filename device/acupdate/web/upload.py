@@ -61,16 +61,17 @@ class _In:
                     return n
 
 
-def job(a, ls):
-    """The upload a = (source.Source, the browser's socket, the request head), read with
-    the server closed (acupdate.web.jobs); after a success the board restarts."""
+def job(src, ls):
+    """The upload src (a source.Source whose stream is the browser's socket now, handed
+    over by acupdate.web.httpd.upload), read with the server closed (acupdate.web.jobs);
+    after a success the board restarts."""
     from .jobs import Out, complete
 
-    src, s, head = a
+    s = src.s
     try:
         s.settimeout(core.idle_ms / 1000)
         src.s = _In(s, ls)
-        ok = complete(run(src, Out(s), head))
+        ok = complete(run(src, Out(s)))
     finally:
         s.close()
     if ok:  # the result page is out: the board restarts into the new image
@@ -81,20 +82,20 @@ def job(a, ls):
         machine.reset()
 
 
-async def run(src, w, head):
+async def run(src, w):
     """POST /update with the server closed (acupdate.web.jobs; httpd.upload refused the
     wrong ones and began the update): install the upload, answer the result. True when
     the new image is set to boot."""
     global _too_large
     st = core.st
     _too_large = False
-    if head[4]:
+    if src.expect_continue:
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await w.drain()
     code = b"200 OK"
     failed = None
     try:
-        await receive(src, st, head[2])
+        await receive(src, st, src.ctype)
     except Exception as e:  # MemoryError too: the page must say what happened
         failed = core.msg(e)
         code = b"400 Bad Request" if isinstance(e, ValueError) else b"500 Internal Server Error"
@@ -121,7 +122,7 @@ async def run(src, w, head):
         try:
             from .pages import result
 
-            await result(src, w, head, code, False)
+            await result(src, w, code, False)
         except OSError:
             pass  # the browser is gone: nobody to answer
     return st.status == "SUCCESS"
