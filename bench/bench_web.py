@@ -10,7 +10,8 @@ as a browser's form sends it) and the UPDATE menu flow (GET /_ac/update, POST
 project's update server on 127.0.0.1; and the hostile clients (basic auth on): every failed
 request of test_web_hostile's CASES, 10 idle connections, 100 concurrent GET /, a slow client
 while others are served, a cut upload, each followed by an authenticated GET / that must get
-its 200 at once, then an upload that must boot. `--rounds` times each. Prints, per heap and
+its 200 at once (after the cut upload, the upload form's page too), then an upload that must
+boot. `--rounds` times each. Prints, per heap and
 flow, whether it completed with the image set to boot next, else what the board said (for
 the hostile flow: the first case after which the next request failed); then, per flow, the
 smallest heap from which every larger heap tried worked in every round (the heap's layout
@@ -93,11 +94,11 @@ def menu(tmp: Path, heap: str, n: int, url: str) -> str:
         wb.stop()
 
 
-def _get(port: int) -> int | str:
-    # One authenticated GET /, not retried: its status, or the error's name.
+def _get(port: int, path: str = "/") -> int | str:
+    # One authenticated GET, not retried: its status, or the error's name.
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        c.request("GET", "/", headers=AUTH)
+        c.request("GET", path, headers=AUTH)
         r = c.getresponse()
         r.read()
         return r.status
@@ -157,6 +158,8 @@ def hostile(tmp: Path, heap: str, n: int) -> str:
         wb.wait_progress(lambda p: p["status"] == "FAIL", auth=AUTH)
         if (st := _get(port)) != 200:
             return f"after a cut upload: {st}"
+        if (st := _get(port, "/update")) != 200:  # the longest page, from a heap in pieces
+            return f"the upload form after a cut upload: {st}"
         st, _, page = wb.upload(big_image(), "app-v2.bin", auth=AUTH)
         if st != 200 or b"Update successful" not in page:
             return f"the upload after them: {st}: {page[-160:]!r}"
